@@ -1,0 +1,8 @@
+from django.conf import settings
+from django.http import HttpRequest
+
+from core.middleware import HOSTNAME
+
+
+def served_by(request: HttpRequest) -> dict[str, object]:
+    return {"served_by": HOSTNAME, "max_upload_mb": settings.MAX_UPLOAD_MB}

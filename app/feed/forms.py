@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.template.defaultfilters import filesizeformat
+
+from feed.models import CAPTION_MAX, COMMENT_MAX, Comment, Post
+
+# Formats browsers show everywhere; Pillow opens many more (PSD, EPS, ...) that we refuse.
+ALLOWED_FORMATS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp"}
+MAX_PIXELS = 40_000_000
+
+
+class PhotoField(forms.ImageField):
+    """An image checked for size before Pillow reads it, then for format and dimensions."""
+
+    default_error_messages = {
+        "invalid_image": "This file is not an image we can read (JPEG, PNG, GIF or WebP), "
+        "or it is corrupt.",
+    }
+
+    def to_python(self, data):
+        if data is not None and getattr(data, "size", 0) > settings.MAX_UPLOAD_BYTES:
+            raise ValidationError(
+                "This file is %(size)s; the largest upload allowed is %(max)s.",
+                code="too_large",
+                params={
+                    "size": filesizeformat(data.size),
+                    "max": filesizeformat(settings.MAX_UPLOAD_BYTES),
+                },
+            )
+        f = super().to_python(data)
+        if f is None:
+            return None
+        image = f.image
+        if image.format not in ALLOWED_FORMATS:
+            raise ValidationError(
+                "%(format)s images are not accepted: upload JPEG, PNG, GIF or WebP.",
+                code="format",
+                params={"format": image.format or "Unknown"},
+            )
+        width, height = image.size
+        if width * height > MAX_PIXELS:
+            raise ValidationError(
+                "The image is %(w)s×%(h)s pixels; at most 40 megapixels are accepted.",
+                code="too_many_pixels",
+                params={"w": width, "h": height},
+            )
+        # The stored name comes from what the file is, not from what the client called it.
+        f.name = f"upload.{ALLOWED_FORMATS[image.format]}"
+        return f
+
+
+class PostForm(forms.ModelForm):
+    image = PhotoField(widget=forms.ClearableFileInput(attrs={"accept": "image/*"}))
+    caption = forms.CharField(
+        max_length=CAPTION_MAX,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Say something about it"}),
+    )
+
+    class Meta:
+        model = Post
+        fields = ["image", "caption"]
+
+
+class CommentForm(forms.ModelForm):
+    body = forms.CharField(
+        label="Comment",
+        max_length=COMMENT_MAX,
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "Write a comment"}),
+    )
+
+    class Meta:
+        model = Comment
+        fields = ["body"]
+
+    def clean_body(self) -> str:
+        body = self.cleaned_data["body"].strip()
+        if not body:
+            raise ValidationError("A comment cannot be empty.")
+        return body

@@ -1,0 +1,67 @@
+"""Readiness checks, one per dependency. Each returns None when healthy or raises."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+
+from django.core.cache import caches
+from django.core.files.storage import FileSystemStorage, Storage, storages
+from django.db import connections
+from storages.backends.s3 import S3Storage
+
+
+def check_database() -> None:
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT 1")
+        if cursor.fetchone()[0] != 1:
+            raise RuntimeError("SELECT 1 returned something else")
+
+
+def check_cache() -> None:
+    cache = caches["default"]
+    key = f"readyz:{socket.gethostname()}"
+    client = getattr(cache, "client", None)
+    if client is not None and hasattr(client, "get_client"):
+        # django-redis swallows errors (IGNORE_EXCEPTIONS), so talk to Redis directly.
+        # Writing a real prefixed key also proves the ACL lets the app user use app:*.
+        redis = client.get_client(write=True)
+        full_key = cache.make_and_validate_key(key)
+        redis.set(full_key, b"1", ex=30)
+        if redis.get(full_key) != b"1":
+            raise RuntimeError("value written was not read back")
+        return
+    cache.set(key, "1", 30)
+    if cache.get(key) != "1":
+        raise RuntimeError("value written was not read back")
+
+
+def check_storage(storage: Storage | None = None) -> None:
+    storage = storage or storages["default"]
+    if isinstance(storage, S3Storage):
+        storage.connection.meta.client.head_bucket(Bucket=storage.bucket_name)
+    elif isinstance(storage, FileSystemStorage):
+        if not os.access(storage.location, os.W_OK):
+            raise RuntimeError(f"{storage.location} is not writable")
+    else:
+        storage.exists(".readyz")
+
+
+CHECKS: dict[str, Callable[[], None]] = {
+    "database": check_database,
+    "cache": check_cache,
+    "storage": check_storage,
+}
+
+
+def run_checks() -> dict[str, str]:
+    results = {}
+    for name, check in CHECKS.items():
+        try:
+            check()
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+            results[name] = f"error: {type(exc).__name__}: {exc}"[:300]
+        else:
+            results[name] = "ok"
+    return results
