@@ -4,6 +4,7 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.template.defaultfilters import filesizeformat
+from PIL import Image
 
 from feed.models import CAPTION_MAX, COMMENT_MAX, Comment, Post
 
@@ -47,6 +48,17 @@ class PhotoField(forms.ImageField):
                 code="too_many_pixels",
                 params={"w": width, "h": height},
             )
+        # verify() checks structure only; decoding finds truncated or damaged pixel data.
+        try:
+            f.seek(0)
+            with Image.open(f) as decoded:
+                decoded.load()
+        except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds
+            raise ValidationError(
+                self.error_messages["invalid_image"], code="invalid_image"
+            ) from exc
+        finally:
+            f.seek(0)
         # The stored name comes from what the file is, not from what the client called it.
         f.name = f"upload.{ALLOWED_FORMATS[image.format]}"
         return f

