@@ -1,0 +1,83 @@
+# make lab   - build the local lab of Debian hosts and converge the cluster into it
+# make test  - lint, unit tests, then the lab tests (installs everything it needs first)
+# make down  - tear the default lab down, leaving nothing behind
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+LAB := $(BIN)/lab
+INVENTORY ?= inventory/lab
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+# Debian packages for the lab (debootstrap, nspawn, proxy, port forwarding) and the app's tests.
+APT_PACKAGES := debootstrap systemd-container tinyproxy socat iproute2 openssh-client \
+	$(shell cat app/apt-packages.txt 2>/dev/null)
+REQUIREMENTS := requirements.txt app/requirements.txt app/requirements-test.txt
+CLUSTER_TESTS := $(wildcard tests/converge tests/infra tests/e2e)
+YAML_PATHS := $(wildcard site.yml playbooks roles inventory)
+
+.PHONY: help setup apt venv lab test lint unit lab-test cluster-test down status
+
+help:
+	@echo "make lab    build the lab and converge the cluster (http://localhost:8080)"
+	@echo "make test   lint, unit tests, lab tests"
+	@echo "make down   tear the lab down"
+
+setup: apt venv
+
+apt:
+	@missing=$$(dpkg-query -W -f='$${Package} $${db:Status-Status}\n' $(APT_PACKAGES) 2>/dev/null \
+		| awk '$$2 != "installed" {print $$1}'; \
+		for p in $(APT_PACKAGES); do dpkg-query -W $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "== installing Debian packages: $$(echo $$missing)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends $$missing >/dev/null; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: $(REQUIREMENTS) pyproject.toml
+	@echo "== creating $(VENV) with pinned requirements"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install -q --disable-pip-version-check $(addprefix -r ,$(REQUIREMENTS))
+	@$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+lab: setup
+	$(LAB) -i $(INVENTORY) up
+	@if [ -f site.yml ]; then $(BIN)/ansible-playbook -i $(INVENTORY) site.yml; fi
+
+down: venv
+	$(LAB) -i $(INVENTORY) down
+
+status: venv
+	$(LAB) -i $(INVENTORY) status
+
+lint: setup
+	$(BIN)/ruff check lab tests app
+	$(BIN)/ruff format --check lab tests app
+	@if [ -n "$(YAML_PATHS)" ]; then $(BIN)/yamllint -s $(YAML_PATHS); fi
+	@if [ -f site.yml ]; then \
+		$(BIN)/ansible-playbook -i $(INVENTORY) --syntax-check site.yml && \
+		$(BIN)/ansible-lint --profile production site.yml playbooks roles; fi
+
+unit: setup
+	$(BIN)/python -m pytest tests/unit -q
+	cd app && ../$(BIN)/python -m pytest -q
+
+lab-test: setup
+	$(BIN)/python -m pytest tests/lab -q
+
+# The cluster tests run on the default lab; a lab this target brought up is torn down after.
+cluster-test: setup
+	@if [ -z "$(CLUSTER_TESTS)" ]; then echo "no cluster tests yet"; exit 0; fi; \
+	was_up=$$($(LAB) -i $(INVENTORY) status | grep -c ' running' || true); \
+	$(LAB) -i $(INVENTORY) up && LAB_INVENTORY=$(INVENTORY) \
+		$(BIN)/python -m pytest $(CLUSTER_TESTS) -q; rc=$$?; \
+	if [ "$$was_up" = 0 ]; then $(LAB) -i $(INVENTORY) down; fi; exit $$rc
+
+test: lint unit lab-test cluster-test
