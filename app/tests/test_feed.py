@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
 import pytest
@@ -7,6 +8,7 @@ from django.db import IntegrityError
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from PIL import Image
 
 from feed.forms import PostForm
 from feed.models import Comment, Like, Post
@@ -72,6 +74,14 @@ def test_form_rejects_oversized_file(settings):
     form = PostForm({}, {"image": upload("big.png", noisy_png((100, 100)))})
     assert not form.is_valid()
     assert "the largest upload allowed is" in str(form.errors["image"])
+
+
+def test_form_rejects_too_many_pixels():
+    buffer = io.BytesIO()
+    Image.new("1", (7000, 7000)).save(buffer, format="PNG")  # 49 MP in a few kB
+    form = PostForm({}, {"image": upload("huge.png", buffer.getvalue())})
+    assert not form.is_valid()
+    assert "at most 40 megapixels" in str(form.errors["image"])
 
 
 def test_form_requires_image():
