@@ -13,7 +13,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 # Debian packages for the lab (debootstrap, nspawn, proxy, port forwarding) and the app's tests.
-APT_PACKAGES := debootstrap systemd-container tinyproxy socat iproute2 openssh-client \
+APT_PACKAGES := debootstrap systemd-container tinyproxy socat iproute2 openssh-client chromium \
 	$(shell cat app/apt-packages.txt 2>/dev/null)
 REQUIREMENTS := requirements.txt app/requirements.txt app/requirements-test.txt
 CLUSTER_TESTS := $(wildcard tests/converge tests/infra tests/e2e)
