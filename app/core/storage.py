@@ -27,6 +27,8 @@ class MediaS3Storage(S3Storage):
     default_acl = None
     # Uploads get unique names anyway; never overwrite someone else's object.
     file_overwrite = False
+    # A name is never reused for other content, so browsers may keep an image for good.
+    object_parameters = {"CacheControl": "public, max-age=31536000, immutable"}
 
     def url(self, name, parameters=None, expire=None, http_method=None):
         return balancer_url(settings.MEDIA_URL, name)

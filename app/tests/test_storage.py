@@ -43,6 +43,7 @@ def test_posted_image_lands_in_bucket_under_media(s3_storage, alice_client):
     with urllib.request.urlopen(f"{s3_storage.endpoint}/{BUCKET}/{key}", timeout=10) as got:
         assert got.read() == image_bytes()
         assert got.headers["Content-Type"] == "image/png"
+        assert got.headers["Cache-Control"] == "public, max-age=31536000, immutable"
 
 
 @pytest.mark.django_db
