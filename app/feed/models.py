@@ -4,6 +4,8 @@ import uuid
 
 from django.conf import settings
 from django.db import models, transaction
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 from django.urls import reverse
 from django.utils import timezone
 
@@ -36,14 +38,6 @@ class Post(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("feed:detail", args=[self.pk])
 
-    def delete(self, *args, **kwargs):
-        image_name, storage = self.image.name, self.image.storage
-        result = super().delete(*args, **kwargs)
-        # Remove the object only once the row is surely gone.
-        if image_name:
-            transaction.on_commit(lambda: storage.delete(image_name))
-        return result
-
 
 class Like(models.Model):
     post = models.ForeignKey(Post, on_delete=models.CASCADE, related_name="likes")
@@ -72,3 +66,14 @@ class Comment(models.Model):
 
     def __str__(self) -> str:
         return f"Comment {self.pk} on {self.post_id}"
+
+
+@receiver(post_delete, sender=Post, dispatch_uid="feed.delete_post_image")
+def delete_post_image(sender, instance: Post, **kwargs) -> None:
+    """Remove the image with its post, also when a user's deletion cascades to the post.
+
+    Only once the transaction commits: a rolled-back delete must keep its image.
+    """
+    name, storage = instance.image.name, instance.image.storage
+    if name:
+        transaction.on_commit(lambda: storage.delete(name))

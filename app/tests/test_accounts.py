@@ -200,3 +200,35 @@ def test_ensure_admin_requires_env(monkeypatch):
     with pytest.raises(CommandError, match="DJANGO_ADMIN_PASSWORD"):
         run_ensure_admin(monkeypatch, DJANGO_ADMIN_USERNAME="root")
     assert not User.objects.exists()
+
+
+def test_purge_guests_removes_idle_guests_and_their_images(
+    media_tmp, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.guests import create_guest
+    from feed.forms import PostForm
+    from tests.conftest import upload
+
+    old, fresh = create_guest(), create_guest()
+    User.objects.filter(pk=old.pk).update(last_login=timezone.now() - timedelta(days=40))
+    User.objects.filter(pk=fresh.pk).update(last_login=timezone.now())
+    User.objects.create_user("regular")
+    User.objects.filter(username="regular").update(last_login=timezone.now() - timedelta(days=400))
+    form = PostForm({}, {"image": upload()})
+    assert form.is_valid()
+    post = form.save(commit=False)
+    post.author = old
+    post.save()
+    image = media_tmp / post.image.name
+    assert image.exists()
+
+    out = StringIO()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("purge_guests", "--days", "30", stdout=out)
+    assert out.getvalue() == "1 guest account(s) deleted\n"
+    assert set(User.objects.values_list("username", flat=True)) == {fresh.username, "regular"}
+    assert not image.exists()
