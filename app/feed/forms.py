@@ -1,16 +1,45 @@
 from __future__ import annotations
 
+import io
+
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.template.defaultfilters import filesizeformat
-from PIL import Image
+from PIL import Image, ImageOps
 
 from feed.models import CAPTION_MAX, COMMENT_MAX, Comment, Post
 
 # Formats browsers show everywhere; Pillow opens many more (PSD, EPS, ...) that we refuse.
 ALLOWED_FORMATS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp"}
 MAX_PIXELS = 40_000_000
+
+
+def without_metadata(image: Image.Image) -> bytes | None:
+    """Re-encode a still image without EXIF/XMP (GPS position, camera serial...).
+
+    The EXIF orientation is applied first so the picture still shows the right way up.
+    Animated images are kept as uploaded (None): re-encoding them is costly and lossy.
+    """
+    if getattr(image, "is_animated", False) or image.format == "GIF":
+        return None
+    fmt = image.format
+    upright = ImageOps.exif_transpose(image)
+    options: dict[str, object] = {}
+    if image.info.get("icc_profile"):
+        options["icc_profile"] = image.info["icc_profile"]
+    if fmt == "JPEG":
+        options["quality"] = 90
+        if upright.mode not in ("RGB", "L", "CMYK"):
+            upright = upright.convert("RGB")
+    elif fmt == "WEBP":
+        options["quality"] = 90
+    elif fmt == "PNG" and "transparency" in image.info:
+        options["transparency"] = image.info["transparency"]
+    buffer = io.BytesIO()
+    upright.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
 
 
 class PhotoField(forms.ImageField):
@@ -49,18 +78,23 @@ class PhotoField(forms.ImageField):
                 params={"w": width, "h": height},
             )
         # verify() checks structure only; decoding finds truncated or damaged pixel data.
+        name = f"upload.{ALLOWED_FORMATS[image.format]}"
         try:
             f.seek(0)
             with Image.open(f) as decoded:
                 decoded.load()
+                clean = without_metadata(decoded)
         except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds
             raise ValidationError(
                 self.error_messages["invalid_image"], code="invalid_image"
             ) from exc
         finally:
             f.seek(0)
-        # The stored name comes from what the file is, not from what the client called it.
-        f.name = f"upload.{ALLOWED_FORMATS[image.format]}"
+        if clean is None:
+            # The stored name comes from what the file is, not from what the client called it.
+            f.name = name
+            return f
+        return SimpleUploadedFile(name, clean, Image.MIME[image.format])
         return f
 
 

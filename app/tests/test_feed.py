@@ -17,8 +17,8 @@ from tests.conftest import image_bytes, noisy_png, upload
 pytestmark = pytest.mark.django_db
 
 
-def make_post(user, caption="hello", **kwargs) -> Post:
-    form = PostForm({"caption": caption}, {"image": upload()})
+def make_post(user, caption="hello", image_file=None, **kwargs) -> Post:
+    form = PostForm({"caption": caption}, {"image": image_file or upload()})
     assert form.is_valid(), form.errors
     post = form.save(commit=False)
     post.author = user
@@ -82,6 +82,24 @@ def test_form_rejects_too_many_pixels():
     form = PostForm({}, {"image": upload("huge.png", buffer.getvalue())})
     assert not form.is_valid()
     assert "at most 40 megapixels" in str(form.errors["image"])
+
+
+def test_photo_metadata_is_stripped_and_orientation_applied(alice, media_tmp):
+    buffer = io.BytesIO()
+    image = Image.new("RGB", (40, 30), "red")
+    exif = image.getexif()
+    exif[0x0112] = 6  # Orientation: shown rotated by 90 degrees
+    exif[0x010F] = "SpyCam"  # Make
+    exif.get_ifd(0x8825).update({1: "N", 2: (52.0, 22.0, 7.0)})  # GPS position
+    image.save(buffer, format="JPEG", exif=exif)
+    post = make_post(alice, image_file=upload("gps.jpg", buffer.getvalue(), "image/jpeg"))
+    with Image.open(media_tmp / post.image.name) as stored:
+        assert stored.format == "JPEG"
+        assert stored.size == (30, 40)
+        stored_exif = stored.getexif()
+        assert 0x010F not in stored_exif and 0x0112 not in stored_exif
+        assert not stored_exif.get_ifd(0x8825)
+    assert (post.width, post.height) == (30, 40)
 
 
 def test_form_requires_image():
