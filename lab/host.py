@@ -112,6 +112,8 @@ def boot(paths: LabPaths, spec: LabSpec, host: HostSpec, base: Path) -> int:
         "--console=passive",
         "--resolv-conf=off",
         "--link-journal=no",
+        # Like a VM, a host may manage its own firewall (nftables) in its own network namespace.
+        "--capability=CAP_NET_ADMIN",
         f"--network-namespace-path={network.NETNS_DIR / ns}",
     ]
     return procs.start_daemon(cmd, paths.pidfile(host.name), paths.log(host.name))
