@@ -71,7 +71,7 @@ def test_the_service_user_cannot_change_the_code(inventory: Path, was_host: Host
 
 def test_the_server_is_ready(inventory: Path, was_host: Host) -> None:
     _, address = name_and_address(inventory, was_host)
-    port = setting(inventory, was_host, "django_was_port")
+    port = str(setting(inventory, was_host, "django_was_port"))
     body = was_host.check_output("curl -sf http://%s:%s/readyz", address, port)
     assert json.loads(body) == {
         "status": "ok",
@@ -81,7 +81,7 @@ def test_the_server_is_ready(inventory: Path, was_host: Host) -> None:
 
 def test_responses_name_the_server(inventory: Path, was_host: Host) -> None:
     _, address = name_and_address(inventory, was_host)
-    port = setting(inventory, was_host, "django_was_port")
+    port = str(setting(inventory, was_host, "django_was_port"))
     headers = was_host.check_output(
         "curl -sf -o /dev/null -D - http://%s:%s/healthz", address, port
     )
