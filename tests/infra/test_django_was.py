@@ -7,11 +7,20 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
-from cluster_support import REPO, host_vars, inventory_data
+from cluster_support import REPO, host_vars, inventory_data, probe
 from testinfra.host import Host
 
-SETTINGS = ("django_was_port", "django_was_service", "django_was_user", "django_was_config_dir")
+SETTINGS = (
+    "django_was_port",
+    "django_was_service",
+    "django_was_user",
+    "django_was_config_dir",
+    "django_was_firewall_enabled",
+    "firewall_enabled",
+)
+HEALTHZ = "GET /healthz HTTP/1.0\r\n\r\n"
 
 
 @functools.cache
@@ -88,3 +97,23 @@ def test_responses_name_the_server(inventory: Path, was_host: Host) -> None:
     fields = (line.partition(":") for line in headers.splitlines())
     served_by = [value.strip() for key, _, value in fields if key.lower() == "x-served-by"]
     assert served_by == [was_host.check_output("hostname")]
+
+
+def test_the_balancer_reaches_gunicorn(inventory: Path, was_host: Host, lb_host: Host) -> None:
+    _, address = name_and_address(inventory, was_host)
+    port = int(setting(inventory, was_host, "django_was_port"))
+    assert probe(lb_host, address, port, HEALTHZ).startswith("connected: HTTP/1.0 200")
+
+
+def test_other_hosts_are_refused_by_the_firewall(
+    inventory: Path, was_host: Host, db_host: Host
+) -> None:
+    name, address = name_and_address(inventory, was_host)
+    rendered = host_vars(inventory, SETTINGS)[name]
+    enabled = rendered["django_was_firewall_enabled"]
+    if enabled is None:
+        enabled = rendered["firewall_enabled"] is not False
+    if not enabled:
+        pytest.skip("the inventory turns the firewall off")
+    port = int(setting(inventory, was_host, "django_was_port"))
+    assert probe(db_host, address, port, HEALTHZ) == "refused"
