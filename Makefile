@@ -19,12 +19,13 @@ REQUIREMENTS := requirements.txt app/requirements.txt app/requirements-test.txt
 CLUSTER_TESTS := $(wildcard tests/converge tests/infra tests/e2e)
 YAML_PATHS := $(wildcard site.yml playbooks roles inventory)
 
-.PHONY: help setup apt venv lab test lint unit lab-test cluster-test down status
+.PHONY: help setup apt venv lab test lint unit lab-test cluster-test down status bench
 
 help:
 	@echo "make lab    build the lab and converge the cluster (http://localhost:8080)"
 	@echo "make test   lint, unit tests, lab tests"
 	@echo "make down   tear the lab down"
+	@echo "make bench  measure installer and cluster into docs/benchmarks.md (about an hour)"
 
 setup: apt venv
 
@@ -49,7 +50,11 @@ $(VENV)/.installed: $(REQUIREMENTS) pyproject.toml
 
 lab: setup
 	$(LAB) -i $(INVENTORY) up
-	@if [ -f site.yml ]; then $(BIN)/ansible-playbook -i $(INVENTORY) site.yml; fi
+	$(BIN)/ansible-playbook -i $(INVENTORY) site.yml
+	@echo
+	@echo "The cluster is up: http://localhost:8080"
+	@echo "Admin login: http://localhost:8080/admin/  user admin, password" \
+		"$$(cat $(INVENTORY)/credentials/django_admin_password.txt)"
 
 down: venv
 	$(LAB) -i $(INVENTORY) down
@@ -58,8 +63,8 @@ status: venv
 	$(LAB) -i $(INVENTORY) status
 
 lint: setup
-	$(BIN)/ruff check lab tests app
-	$(BIN)/ruff format --check lab tests app
+	$(BIN)/ruff check lab tests app bench
+	$(BIN)/ruff format --check lab tests app bench
 	@if [ -n "$(YAML_PATHS)" ]; then $(BIN)/yamllint -s $(YAML_PATHS); fi
 	@if [ -f site.yml ]; then \
 		$(BIN)/ansible-playbook -i $(INVENTORY) --syntax-check site.yml && \
@@ -81,3 +86,8 @@ cluster-test: setup
 	if [ "$$was_up" = 0 ]; then $(LAB) -i $(INVENTORY) down; fi; exit $$rc
 
 test: lint unit lab-test cluster-test
+
+# Benchmarks: rebuilds the default lab several times; numbers go to docs/benchmarks.md.
+bench: setup
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+	$(BIN)/python bench/run.py

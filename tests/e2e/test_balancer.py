@@ -1,0 +1,87 @@
+"""Through the balancer: spread, stickiness, failover without logout, shared media."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from io import BytesIO
+
+import requests
+from e2e_support import (
+    Cluster,
+    lab,
+    logged_in_as,
+    pinned,
+    png_bytes,
+    post_form,
+    served_by,
+    serves_again,
+    sign_up,
+    wait_for,
+)
+from PIL import Image
+
+
+def test_pages_render_and_spread_over_every_was(cluster: Cluster) -> None:
+    seen = set()
+    for _ in range(8 * len(cluster.was)):
+        response = requests.get(f"{cluster.url}/", timeout=10)  # no cookie kept
+        assert response.status_code == 200
+        assert "<html" in response.text.lower()
+        seen.add(served_by(response))
+    assert seen == set(cluster.was)
+
+
+def test_routeid_cookie_keeps_a_client_on_one_was(cluster: Cluster) -> None:
+    session = requests.Session()
+    first = session.get(f"{cluster.url}/", timeout=10)
+    route = session.cookies.get("ROUTEID")
+    assert route == f".{served_by(first)}", "the balancer sets ROUTEID to the serving WAS"
+    servers = {served_by(session.get(f"{cluster.url}/guestbook/", timeout=10)) for _ in range(10)}
+    assert servers == {served_by(first)}
+
+
+def test_killing_the_pinned_was_neither_errors_nor_logs_out(cluster: Cluster) -> None:
+    session = requests.Session()
+    username = f"fail{uuid.uuid4().hex[:8]}"
+    sign_up(cluster, session, username)
+    victim = served_by(session.get(f"{cluster.url}/", timeout=10))
+    assert session.cookies.get("ROUTEID") == f".{victim}"
+
+    lab(cluster.inventory, "kill", victim)
+    try:
+        after = session.get(f"{cluster.url}/", timeout=15)
+        assert after.status_code == 200
+        assert served_by(after) not in ("", victim)
+        assert logged_in_as(after.text) == username, "the session survived the loss of its WAS"
+    finally:
+        lab(cluster.inventory, "start", victim)
+
+    wait_for(f"{victim} to serve again", lambda: serves_again(cluster, victim), 120)
+
+
+def test_an_upload_through_one_was_is_served_by_another(cluster: Cluster) -> None:
+    first, second = sorted(cluster.was)[:2]
+    uploader = pinned(cluster, first)
+    sign_up(cluster, uploader, f"media{uuid.uuid4().hex[:8]}")
+    image = png_bytes((200, 30, 90))
+    caption = f"shared media {uuid.uuid4().hex[:6]}"
+    response = post_form(
+        uploader,
+        f"{cluster.url}/posts/new/",
+        {"caption": caption},
+        files={"image": ("e2e.png", image, "image/png")},
+    )
+    assert response.status_code == 200 and served_by(response) == first
+    match = re.search(
+        rf'<img class="photo" src="([^"]+)" alt="{re.escape(caption)}"', response.text
+    )
+    assert match, "the feed shows the new post's image"
+    url = match.group(1)
+    assert url.startswith("/media/"), "media is served through the balancer, not the store"
+
+    via_first = uploader.get(f"{cluster.url}{url}", timeout=10)
+    via_second = pinned(cluster, second).get(f"{cluster.url}{url}", timeout=10)
+    assert via_first.status_code == via_second.status_code == 200
+    assert via_second.content == via_first.content
+    assert Image.open(BytesIO(via_second.content)).size == (64, 48)
