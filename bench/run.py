@@ -1,0 +1,427 @@
+"""`make bench`: the installer and the cluster measured side by side in one run.
+
+Writes docs/benchmarks.md (a table: median, min and max of BENCH_RUNS runs) and
+docs/benchmarks.json (every raw number). Only lab addresses are ever a target.
+Nothing here asserts a time: it measures, and asserts only correctness (changed=0).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+INVENTORY = REPO / "inventory/lab"
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+LOAD_SECONDS = int(os.environ.get("BENCH_LOAD_SECONDS", "10"))
+SHIPPED_CFG = REPO / "ansible.cfg"
+STOCK_CFG = REPO / "bench/stock-ansible.cfg"
+INSTALL_ACTIONS = {"apt", "ansible.builtin.apt", "pip", "ansible.builtin.pip"}
+NEW_WAS = "was3"
+raw: dict[str, Any] = {}
+
+
+def say(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def record(key: str, value: float) -> None:
+    raw.setdefault(key, []).append(round(value, 3))
+
+
+def run(cmd: list[str], env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr}")
+    return proc.stdout
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
+    started = time.monotonic()
+    run(cmd, env)
+    return time.monotonic() - started
+
+
+def lab(*args: str, inventory: Path = INVENTORY) -> str:
+    return run([str(BIN / "lab"), "-i", str(inventory), *args])
+
+
+def converge(inventory: Path, cfg: Path) -> tuple[float, ansible_runner.Runner]:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-runner-"))
+    started = time.monotonic()
+    runner = ansible_runner.run(
+        private_data_dir=str(workdir),
+        project_dir=str(REPO),
+        playbook=str(REPO / "site.yml"),
+        inventory=str(inventory),
+        envvars={"ANSIBLE_CONFIG": str(cfg)},
+        quiet=True,
+    )
+    seconds = time.monotonic() - started
+    if runner.status != "successful":
+        raise SystemExit(f"bench: site.yml failed with {cfg.name}: {runner.stats}")
+    shutil.rmtree(workdir, ignore_errors=True)
+    return seconds, runner
+
+
+def install_seconds(runner: ansible_runner.Runner) -> dict[str, float]:
+    """Seconds of apt and pip tasks per host, from the converge's own task events."""
+    per_host: Counter[str] = Counter()
+    for event in runner.events:
+        data = event.get("event_data", {})
+        if (
+            event.get("event") in ("runner_on_ok", "runner_on_changed")
+            and (data.get("resolved_action") or data.get("task_action")) in INSTALL_ACTIONS
+        ):
+            per_host[data["host"]] += float(data.get("duration") or 0)
+    return dict(per_host)
+
+
+def groups() -> dict[str, list[str]]:
+    data = json.loads(run([str(BIN / "ansible-inventory"), "-i", str(INVENTORY), "--list"]))
+    return {g: v.get("hosts", []) for g, v in data.items() if isinstance(v, dict) and "hosts" in v}
+
+
+def scaled_inventory(target: Path) -> Path:
+    sys.path.insert(0, str(REPO / "tests"))
+    from cluster_support import copy_inventory
+
+    def add(hosts: dict[str, Any]) -> None:
+        hosts["all"]["children"]["was"]["hosts"][NEW_WAS] = {"ansible_host": "10.77.0.13"}
+
+    return copy_inventory(INVENTORY, target, add)
+
+
+# --- the installer --------------------------------------------------------------------------
+
+
+def installer_round(cfg: Path, label: str) -> None:
+    say(f"{label}: lab down, then a fresh lab up and site.yml (base image cached)")
+    lab("down")
+    shutil.rmtree(REPO / ".cache/ansible-facts", ignore_errors=True)  # new hosts, no old facts
+    record(f"{label}.lab_up", timed([str(BIN / "lab"), "-i", str(INVENTORY), "up"]))
+    seconds, runner = converge(INVENTORY, cfg)
+    record(f"{label}.site_fresh", seconds)
+    installs = install_seconds(runner)
+    kinds = groups()
+    critical = 0.0
+    for kind in ("db", "redis", "storage", "was", "lb"):
+        hosts = kinds.get(kind, [])
+        if not hosts:
+            continue
+        one = installs.get(hosts[0], 0.0)
+        record(f"{label}.install.{kind}", one)
+        # WAS hosts converge one at a time (serial: 1), so their installs add up.
+        critical += one * (len(hosts) if kind == "was" else 1)
+    record(f"{label}.install_critical_path", critical)
+    record(f"{label}.converge_over_install", seconds / critical if critical else 0)
+
+    seconds, runner = converge(INVENTORY, cfg)
+    changed = {h: n for h, n in (runner.stats or {}).get("changed", {}).items() if n}
+    if changed:
+        raise SystemExit(f"bench: the no-op re-run changed {changed}")
+    record(f"{label}.site_noop", seconds)
+    record(
+        f"{label}.ping",
+        timed([str(BIN / "ansible"), "all", "-m", "ping"], {"ANSIBLE_CONFIG": str(cfg)}),
+    )
+
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        grown = scaled_inventory(Path(tmp) / "inventory")
+        up = timed([str(BIN / "lab"), "-i", str(grown), "up"])
+        seconds, _ = converge(grown, cfg)
+        record(f"{label}.add_was", up + seconds)
+    # No clean-up of was3 here: the next round starts with `lab down`, and main() restores the
+    # default cluster once at the end.
+
+
+# --- the cluster ----------------------------------------------------------------------------
+
+
+def wrk(url: str) -> tuple[float, float, float]:
+    """Requests per second, p50 and p99 in ms, from wrk's own report."""
+    out = run(["wrk", "-t2", "-c8", f"-d{LOAD_SECONDS}s", "--latency", url])
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+    def pct(p: str) -> float:
+        value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    return rps, pct("50"), pct("99")
+
+
+def served_by(url: str) -> str:
+    try:
+        return requests.get(url, timeout=3).headers.get("X-Served-By", "")
+    except requests.RequestException:
+        return ""
+
+
+def wait_for(what: str, probe: Callable[[], bool], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench: timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+def only_was1_serves(lb: str) -> bool:
+    return {served_by(f"http://{lb}/healthz") for _ in range(6)} == {"was1"}
+
+
+@contextmanager
+def steady_load(url: str, concurrency: int = 8) -> Iterator[dict[str, Any]]:
+    """Requests in a loop from `concurrency` clients until the block ends; outcomes counted."""
+    stop = threading.Event()
+    outcome: dict[str, Any] = {"ok": 0, "failed": 0, "errors": Counter(), "victim_last": 0.0}
+
+    def client() -> None:
+        session = requests.Session()
+        while not stop.is_set():
+            try:
+                response = session.get(url, timeout=15)
+                ok = response.status_code == 200
+                key = None if ok else f"http {response.status_code}"
+            except requests.RequestException as exc:
+                ok, key = False, type(exc).__name__
+            session.cookies.clear()
+            outcome["ok" if ok else "failed"] += 1
+            if key:
+                outcome["errors"][key] += 1
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        for _ in range(concurrency):
+            pool.submit(client)
+        try:
+            yield outcome
+        finally:
+            stop.set()
+
+
+def member_out(victim_address: str) -> bool:
+    """Whether lb1's balancer-manager shows the member in error (health check or retry)."""
+    page = lab("ssh", "lb1", "curl -s http://127.0.0.1/balancer-manager")
+    row = next((r for r in page.split("<tr>") if f"http://{victim_address}:" in r), "")
+    return bool(re.search(r"Err|HcFl|Dis", row))
+
+
+def cluster_round(lb: str, was1: str) -> None:
+    say("cluster: wrk through the balancer (2 WAS), direct to was1's gunicorn, balancer (1 WAS)")
+    for name, url in (
+        ("balancer_2was", f"http://{lb}/guestbook/"),
+        ("direct_1was", f"http://{was1}:8000/guestbook/"),
+    ):
+        rps, p50, p99 = wrk(url)
+        record(f"cluster.{name}.rps", rps)
+        record(f"cluster.{name}.p50_ms", p50)
+        record(f"cluster.{name}.p99_ms", p99)
+    lab("stop", "was2")
+    wait_for("the balancer to send everything to was1", lambda: only_was1_serves(lb))
+    rps, p50, p99 = wrk(f"http://{lb}/guestbook/")
+    record("cluster.balancer_1was.rps", rps)
+    record("cluster.balancer_1was.p50_ms", p50)
+    record("cluster.balancer_1was.p99_ms", p99)
+    lab("start", "was2")
+    wait_for(
+        "was2 to serve again",
+        lambda: any(served_by(f"http://{lb}/healthz") == "was2" for _ in range(6)),
+    )
+
+
+def failover_round(lb: str, victim_address: str) -> None:
+    say("failover: steady load, kill was2, count failures and time until it is out")
+    with steady_load(f"http://{lb}/guestbook/") as outcome:
+        time.sleep(3)
+        killed = time.monotonic()
+        lab("kill", "was2")
+        wait_for("the balancer to take was2 out", lambda: member_out(victim_address), 60)
+        detected = time.monotonic() - killed
+        time.sleep(3)
+    record("failover.failed", outcome["failed"])
+    record("failover.requests", outcome["ok"] + outcome["failed"])
+    record("failover.seconds_to_out", detected)
+    raw.setdefault("failover.errors", []).append(dict(outcome["errors"]))
+    lab("start", "was2")
+    wait_for(
+        "was2 to serve again",
+        lambda: any(served_by(f"http://{lb}/healthz") == "was2" for _ in range(6)),
+    )
+
+
+def rolling_reload_round(lb: str, was_hosts: list[str]) -> None:
+    say("rolling reload: HUP every WAS in turn under load")
+    with steady_load(f"http://{lb}/guestbook/") as outcome:
+        for host in was_hosts:
+            lab("ssh", host, "systemctl reload gunicorn")
+            time.sleep(3)
+    record("reload.failed", outcome["failed"])
+    record("reload.requests", outcome["ok"] + outcome["failed"])
+
+
+# --- the report -----------------------------------------------------------------------------
+
+
+def summary(key: str) -> tuple[float, float, float, int]:
+    values = raw.get(key, [])
+    if not values:
+        return (0.0, 0.0, 0.0, 0)
+    return (statistics.median(values), min(values), max(values), len(values))
+
+
+def ratio(a: str, b: str) -> float:
+    return summary(a)[0] / summary(b)[0] if summary(b)[0] else 0.0
+
+
+ROWS = [
+    ("Installer", None),
+    ("`lab up`, six hosts, base image cached (s)", "shipped.lab_up"),
+    ("fresh `site.yml` (s)", "shipped.site_fresh"),
+    ("apt+pip install critical path (s)", "shipped.install_critical_path"),
+    ("converge / install critical path", "shipped.converge_over_install"),
+    ("  apt+pip on db1 (s)", "shipped.install.db"),
+    ("  apt+pip on redis1 (s)", "shipped.install.redis"),
+    ("  apt+pip on store1 (s)", "shipped.install.storage"),
+    ("  apt+pip on was1 (s)", "shipped.install.was"),
+    ("  apt+pip on lb1 (s)", "shipped.install.lb"),
+    ("no-op `site.yml`, changed=0 asserted (s)", "shipped.site_noop"),
+    ("`ansible all -m ping` (s)", "shipped.ping"),
+    ("add one WAS: `lab up` + `site.yml` (s)", "shipped.add_was"),
+    ("stock settings: fresh `site.yml` (s)", "stock.site_fresh"),
+    ("stock settings: no-op `site.yml` (s)", "stock.site_noop"),
+    ("stock settings: add one WAS (s)", "stock.add_was"),
+    ("Cluster (wrk -t2 -c8, GET /guestbook/)", None),
+    ("balancer, 2 WAS: requests/s", "cluster.balancer_2was.rps"),
+    (
+        "balancer, 2 WAS: p50 / p99 (ms)",
+        "cluster.balancer_2was.p50_ms|cluster.balancer_2was.p99_ms",
+    ),
+    ("balancer, 1 WAS: requests/s", "cluster.balancer_1was.rps"),
+    (
+        "balancer, 1 WAS: p50 / p99 (ms)",
+        "cluster.balancer_1was.p50_ms|cluster.balancer_1was.p99_ms",
+    ),
+    ("direct to one gunicorn: requests/s", "cluster.direct_1was.rps"),
+    ("direct: p50 / p99 (ms)", "cluster.direct_1was.p50_ms|cluster.direct_1was.p99_ms"),
+    ("failover: failed requests (kill a WAS under load)", "failover.failed"),
+    ("failover: requests during the window", "failover.requests"),
+    ("failover: seconds until the member is out", "failover.seconds_to_out"),
+    ("rolling reload of every WAS: failed requests", "reload.failed"),
+    ("rolling reload: requests during the window", "reload.requests"),
+]
+
+
+def fmt(value: float) -> str:
+    return f"{value:.2f}" if abs(value) < 100 else f"{value:.0f}"
+
+
+def write_report(started: float) -> None:
+    commit = run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]).strip()
+    machine = f"{platform.node()}: {os.cpu_count()} cores, {platform.platform()}"
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Written by `make bench` on {datetime.date.today()}, commit `{commit}`,",
+        f"machine {machine}.",
+        f"Each figure is the median of {RUNS} runs, with min and max; the whole run took "
+        f"{(time.monotonic() - started) / 60:.0f} minutes. Raw numbers: `docs/benchmarks.json`.",
+        "These machines are shared and noisy: the ratios, measured side by side, carry the claims.",
+        "",
+        "| measure | median | min | max | runs |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for label, key in ROWS:
+        if key is None:
+            lines.append(f"| **{label}** | | | | |")
+            continue
+        cells = [summary(k) for k in key.split("|")]
+        lines.append(
+            f"| {label} | "
+            + " | ".join(" / ".join(fmt(c[i]) for c in cells) for i in range(3))
+            + f" | {cells[0][3]} |"
+        )
+    ratios = {
+        "balancer (2 WAS) / direct, requests/s": ratio(
+            "cluster.balancer_2was.rps", "cluster.direct_1was.rps"
+        ),
+        "balancer (1 WAS) / direct, requests/s": ratio(
+            "cluster.balancer_1was.rps", "cluster.direct_1was.rps"
+        ),
+        "no-op site.yml / ping": ratio("shipped.site_noop", "shipped.ping"),
+        "stock / shipped settings, fresh converge": ratio("stock.site_fresh", "shipped.site_fresh"),
+        "stock / shipped settings, no-op re-run": ratio("stock.site_noop", "shipped.site_noop"),
+        "stock / shipped settings, add one WAS": ratio("stock.add_was", "shipped.add_was"),
+    }
+    lines += ["", "| ratio (medians, same run) | value |", "| --- | --- |"]
+    lines += [f"| {name} | {value:.2f} |" for name, value in ratios.items()]
+    lines += [
+        "",
+        "Shipped settings: `ansible.cfg` (pipelining, forks 20, jsonfile fact cache, "
+        "smart gathering). Stock: `bench/stock-ansible.cfg` (Ansible's defaults). "
+        "Mitogen is not used: its releases do not support ansible-core 2.19.",
+    ]
+    docs = REPO / "docs"
+    docs.mkdir(exist_ok=True)
+    (docs / "benchmarks.md").write_text("\n".join(lines) + "\n")
+    (docs / "benchmarks.json").write_text(
+        json.dumps(
+            {
+                "date": str(datetime.date.today()),
+                "commit": commit,
+                "machine": machine,
+                "runs": RUNS,
+                "raw": raw,
+                "ratios": ratios,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    say("wrote docs/benchmarks.md and docs/benchmarks.json")
+
+
+def main() -> None:
+    started = time.monotonic()
+    os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ['PATH']}"
+    for i in range(RUNS):
+        for cfg, label in ((SHIPPED_CFG, "shipped"), (STOCK_CFG, "stock")):
+            say(f"installer run {i + 1}/{RUNS}, {label} settings")
+            installer_round(cfg, label)
+    say("restoring the default cluster (without was3)")
+    converge(INVENTORY, SHIPPED_CFG)
+    lab("prune")
+    kinds = groups()
+    hostvars = json.loads(run([str(BIN / "ansible-inventory"), "-i", str(INVENTORY), "--list"]))[
+        "_meta"
+    ]["hostvars"]
+    lb = hostvars[kinds["lb"][0]]["ansible_host"]
+    was1 = hostvars["was1"]["ansible_host"]
+    for i in range(RUNS):
+        say(f"cluster run {i + 1}/{RUNS}")
+        cluster_round(lb, was1)
+        failover_round(lb, hostvars["was2"]["ansible_host"])
+        rolling_reload_round(lb, kinds["was"])
+    write_report(started)
+
+
+if __name__ == "__main__":
+    main()
