@@ -8,6 +8,7 @@ Nothing here asserts a time: it measures, and asserts only correctness (changed=
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import json
 import os
 import platform
@@ -23,6 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +68,16 @@ def lab(*args: str, inventory: Path = INVENTORY) -> str:
     return run([str(BIN / "lab"), "-i", str(inventory), *args])
 
 
-def converge(inventory: Path, cfg: Path) -> tuple[float, ansible_runner.Runner]:
+@dataclass(frozen=True)
+class Converged:
+    """What a site.yml run left for the measurements: its seconds, stats and task events."""
+
+    seconds: float
+    stats: dict[str, Any]
+    events: list[dict[str, Any]]
+
+
+def converge(inventory: Path, cfg: Path, extravars: dict[str, Any] | None = None) -> Converged:
     workdir = Path(tempfile.mkdtemp(prefix="bench-runner-"))
     started = time.monotonic()
     runner = ansible_runner.run(
@@ -75,19 +86,21 @@ def converge(inventory: Path, cfg: Path) -> tuple[float, ansible_runner.Runner]:
         playbook=str(REPO / "site.yml"),
         inventory=str(inventory),
         envvars={"ANSIBLE_CONFIG": str(cfg)},
+        extravars=extravars or {},
         quiet=True,
     )
     seconds = time.monotonic() - started
     if runner.status != "successful":
         raise SystemExit(f"bench: site.yml failed with {cfg.name}: {runner.stats}")
-    shutil.rmtree(workdir, ignore_errors=True)
-    return seconds, runner
+    done = Converged(seconds, runner.stats or {}, list(runner.events))
+    shutil.rmtree(workdir, ignore_errors=True)  # the events are read: the artifacts can go
+    return done
 
 
-def install_seconds(runner: ansible_runner.Runner) -> dict[str, float]:
+def install_seconds(converged: Converged) -> dict[str, float]:
     """Seconds of apt and pip tasks per host, from the converge's own task events."""
     per_host: Counter[str] = Counter()
-    for event in runner.events:
+    for event in converged.events:
         data = event.get("event_data", {})
         if (
             event.get("event") in ("runner_on_ok", "runner_on_changed")
@@ -120,9 +133,10 @@ def installer_round(cfg: Path, label: str) -> None:
     lab("down")
     shutil.rmtree(REPO / ".cache/ansible-facts", ignore_errors=True)  # new hosts, no old facts
     record(f"{label}.lab_up", timed([str(BIN / "lab"), "-i", str(INVENTORY), "up"]))
-    seconds, runner = converge(INVENTORY, cfg)
+    fresh = converge(INVENTORY, cfg)
+    seconds = fresh.seconds
     record(f"{label}.site_fresh", seconds)
-    installs = install_seconds(runner)
+    installs = install_seconds(fresh)
     kinds = groups()
     critical = 0.0
     for kind in ("db", "redis", "storage", "was", "lb"):
@@ -136,11 +150,11 @@ def installer_round(cfg: Path, label: str) -> None:
     record(f"{label}.install_critical_path", critical)
     record(f"{label}.converge_over_install", seconds / critical if critical else 0)
 
-    seconds, runner = converge(INVENTORY, cfg)
-    changed = {h: n for h, n in (runner.stats or {}).get("changed", {}).items() if n}
+    noop = converge(INVENTORY, cfg)
+    changed = {h: n for h, n in noop.stats.get("changed", {}).items() if n}
     if changed:
         raise SystemExit(f"bench: the no-op re-run changed {changed}")
-    record(f"{label}.site_noop", seconds)
+    record(f"{label}.site_noop", noop.seconds)
     record(
         f"{label}.ping",
         timed([str(BIN / "ansible"), "all", "-m", "ping"], {"ANSIBLE_CONFIG": str(cfg)}),
@@ -149,8 +163,7 @@ def installer_round(cfg: Path, label: str) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         grown = scaled_inventory(Path(tmp) / "inventory")
         up = timed([str(BIN / "lab"), "-i", str(grown), "up"])
-        seconds, _ = converge(grown, cfg)
-        record(f"{label}.add_was", up + seconds)
+        record(f"{label}.add_was", up + converge(grown, cfg).seconds)
     # No clean-up of was3 here: the next round starts with `lab down`, and main() restores the
     # default cluster once at the end.
 
@@ -406,14 +419,19 @@ def main() -> None:
         for cfg, label in ((SHIPPED_CFG, "shipped"), (STOCK_CFG, "stock")):
             say(f"installer run {i + 1}/{RUNS}, {label} settings")
             installer_round(cfg, label)
-    say("restoring the default cluster (without was3)")
-    converge(INVENTORY, SHIPPED_CFG)
-    lab("prune")
     kinds = groups()
     hostvars = json.loads(run([str(BIN / "ansible-inventory"), "-i", str(INVENTORY), "--list"]))[
         "_meta"
     ]["hostvars"]
-    lb = hostvars[kinds["lb"][0]]["ansible_host"]
+    lb_name = kinds["lb"][0]
+    lb = hostvars[lb_name]["ansible_host"]
+    # wrk runs here, on the lab's bridge address; gunicorn's firewall admits only the balancers,
+    # so this converge also admits the bridge for the direct measurement.
+    bridge = str(next(ipaddress.ip_network(hostvars[lb_name]["lab_subnet"]).hosts()))
+    say(f"restoring the default cluster (without was3), gunicorn reachable from {bridge}")
+    balancers = [hostvars[h]["ansible_host"] for h in kinds["lb"]]
+    converge(INVENTORY, SHIPPED_CFG, {"django_was_firewall_allowed": [*balancers, bridge]})
+    lab("prune")
     was1 = hostvars["was1"]["ansible_host"]
     for i in range(RUNS):
         say(f"cluster run {i + 1}/{RUNS}")
