@@ -7,8 +7,8 @@ import shutil
 import sys
 import time
 
+from lab import cgroups, network, services, state
 from lab import host as hosts
-from lab import network, services, state
 from lab.errors import LabError
 from lab.image import ensure_base_image
 from lab.paths import LabPaths, base_image
@@ -132,6 +132,7 @@ def down(paths: LabPaths, spec: LabSpec) -> None:
     clean_leftovers(paths, spec, keep_running=False)
     services.stop_proxy(paths)
     network.remove_bridge(spec.bridge)
+    cgroups.remove_lab(spec.name)
     shutil.rmtree(paths.root, ignore_errors=True)
     say(f"lab {spec.name} is down in {time.monotonic() - started:.1f} s; nothing of it is left")
 

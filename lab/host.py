@@ -10,7 +10,7 @@ import time
 import uuid
 from pathlib import Path
 
-from lab import network, procs
+from lab import cgroups, network, procs
 from lab.errors import LabError
 from lab.paths import LabPaths
 from lab.spec import HostSpec, LabSpec
@@ -116,7 +116,12 @@ def boot(paths: LabPaths, spec: LabSpec, host: HostSpec, base: Path) -> int:
         "--capability=CAP_NET_ADMIN",
         f"--network-namespace-path={network.NETNS_DIR / ns}",
     ]
-    return procs.start_daemon(cmd, paths.pidfile(host.name), paths.log(host.name))
+    return procs.start_daemon(
+        cmd,
+        paths.pidfile(host.name),
+        paths.log(host.name),
+        cgroup_procs=cgroups.create(spec.name, host.name),
+    )
 
 
 def wait_ssh(paths: LabPaths, address: ipaddress.IPv4Address, timeout: float = 120) -> str:
@@ -172,7 +177,8 @@ def kill(paths: LabPaths, spec: LabSpec, host: str) -> int:
 
 
 def reap(paths: LabPaths, spec: LabSpec, host: str) -> None:
-    """Kill whatever is left of a host, by PID: its container's processes, then nspawn."""
+    """Kill whatever is left of a host, by PID: its container's processes, then nspawn, then
+    anything still in its cgroups; remove those cgroups."""
     init = init_pid(paths, spec, host)
     if init is not None:
         members = procs.host_processes(init)
@@ -182,6 +188,11 @@ def reap(paths: LabPaths, spec: LabSpec, host: str) -> None:
     if pid is not None:
         procs.signal_pid(pid, signal.SIGKILL)
         procs.wait_gone([pid], 10)
+    stray = cgroups.pids(spec.name, host)
+    for stray_pid in stray:
+        procs.signal_pid(stray_pid, signal.SIGKILL)
+    procs.wait_gone(sorted(stray), 10)
+    cgroups.remove_host(spec.name, host)
     paths.pidfile(host).unlink(missing_ok=True)
     shutil.rmtree(
         Path("/run/systemd/nspawn/propagate") / machine_name(spec.name, host), ignore_errors=True

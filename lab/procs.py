@@ -13,9 +13,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from lab import cgroups
 
-def start_daemon(cmd: Sequence[str], pidfile: Path, log: Path) -> int:
-    """Start a long-lived process detached from us; record its PID."""
+
+def start_daemon(
+    cmd: Sequence[str], pidfile: Path, log: Path, cgroup_procs: Sequence[Path] = ()
+) -> int:
+    """Start a long-lived process detached from us, in the given cgroups; record its PID."""
     pidfile.parent.mkdir(parents=True, exist_ok=True)
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
@@ -25,6 +29,7 @@ def start_daemon(cmd: Sequence[str], pidfile: Path, log: Path) -> int:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=(lambda: cgroups.enter(list(cgroup_procs))) if cgroup_procs else None,
         )
     pidfile.write_text(f"{proc.pid}\n")
     return proc.pid

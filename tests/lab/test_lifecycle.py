@@ -56,6 +56,7 @@ def leftovers() -> dict[str, list[str]]:
     bridge = [line for line in links.splitlines() if f"lab-{LAB}:" in line]
     veths = [line for line in links.splitlines() if f"master lab-{LAB} " in line]
     state = [str(p) for p in [Path(f"/var/lib/lab/{LAB}")] if p.exists()]
+    cgroups = [str(p) for p in Path("/sys/fs/cgroup").glob(f"*/lab/{LAB}")]
     orphans = orphan_host_processes()
     found = {
         "processes": processes,
@@ -64,6 +65,7 @@ def leftovers() -> dict[str, list[str]]:
         "bridge": bridge,
         "veths": veths,
         "state": state,
+        "cgroups": cgroups,
         "orphaned host processes": orphans,
     }
     return {kind: items for kind, items in found.items() if items}
@@ -106,6 +108,13 @@ def test_lifecycle_leaves_nothing_behind(itest_lab) -> None:
 
     again = lab("up")
     assert again.stdout.count("already running: unchanged") == 2
+
+    # Each host has its own cgroup tree, as a VM would: a unit started on node1 is invisible to
+    # node2's systemd (hosts sharing one tree remove each other's unit cgroups).
+    lab("ssh", "node1", "systemd-run", "--unit=lab-probe", "sleep", "300")
+    seen = lab("ssh", "node2", "find", "/sys/fs/cgroup", "-name", "lab-probe.service").stdout
+    assert seen == "", f"node2 sees node1's unit cgroup: {seen}"
+    assert lab("ssh", "node1", "systemctl", "is-active", "lab-probe").stdout.strip() == "active"
 
     ping = ansible("all", "-m", "ping", "-o")
     assert ping.returncode == 0, ping.stdout + ping.stderr
