@@ -65,6 +65,7 @@ status: venv
 lint: setup
 	$(BIN)/ruff check lab tests app bench
 	$(BIN)/ruff format --check lab tests app bench
+	$(BIN)/mypy lab
 	@if [ -n "$(YAML_PATHS)" ]; then $(BIN)/yamllint -s $(YAML_PATHS); fi
 	@if [ -f site.yml ]; then \
 		$(BIN)/ansible-playbook -i $(INVENTORY) --syntax-check site.yml && \

@@ -99,15 +99,16 @@ def converge(inventory: Path, cfg: Path, extravars: dict[str, Any] | None = None
 
 def install_seconds(converged: Converged) -> dict[str, float]:
     """Seconds of apt and pip tasks per host, from the converge's own task events."""
-    per_host: Counter[str] = Counter()
+    per_host: dict[str, float] = {}
     for event in converged.events:
         data = event.get("event_data", {})
         if (
             event.get("event") in ("runner_on_ok", "runner_on_changed")
             and (data.get("resolved_action") or data.get("task_action")) in INSTALL_ACTIONS
         ):
-            per_host[data["host"]] += float(data.get("duration") or 0)
-    return dict(per_host)
+            host = data["host"]
+            per_host[host] = per_host.get(host, 0.0) + float(data.get("duration") or 0)
+    return per_host
 
 
 def groups() -> dict[str, list[str]]:
@@ -164,8 +165,7 @@ def installer_round(cfg: Path, label: str) -> None:
         grown = scaled_inventory(Path(tmp) / "inventory")
         up = timed([str(BIN / "lab"), "-i", str(grown), "up"])
         record(f"{label}.add_was", up + converge(grown, cfg).seconds)
-    # No clean-up of was3 here: the next round starts with `lab down`, and main() restores the
-    # default cluster once at the end.
+    # No clean-up of was3 here: the next round starts with `lab down`, and so does main()'s end.
 
 
 # --- the cluster ----------------------------------------------------------------------------
@@ -413,12 +413,10 @@ def write_report(started: float) -> None:
 
 
 def main() -> None:
+    """The cluster first (on a lab converged for it), then the installer rounds; the report is
+    rewritten after every round, so an interrupted run still leaves what it measured."""
     started = time.monotonic()
     os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ['PATH']}"
-    for i in range(RUNS):
-        for cfg, label in ((SHIPPED_CFG, "shipped"), (STOCK_CFG, "stock")):
-            say(f"installer run {i + 1}/{RUNS}, {label} settings")
-            installer_round(cfg, label)
     kinds = groups()
     hostvars = json.loads(run([str(BIN / "ansible-inventory"), "-i", str(INVENTORY), "--list"]))[
         "_meta"
@@ -428,17 +426,25 @@ def main() -> None:
     # wrk runs here, on the lab's bridge address; gunicorn's firewall admits only the balancers,
     # so this converge also admits the bridge for the direct measurement.
     bridge = str(next(ipaddress.ip_network(hostvars[lb_name]["lab_subnet"]).hosts()))
-    say(f"restoring the default cluster (without was3), gunicorn reachable from {bridge}")
+    say(f"cluster: lab up and site.yml, gunicorn also reachable from {bridge} for wrk")
+    lab("prune")
+    lab("up")
     balancers = [hostvars[h]["ansible_host"] for h in kinds["lb"]]
     converge(INVENTORY, SHIPPED_CFG, {"django_was_firewall_allowed": [*balancers, bridge]})
-    lab("prune")
     was1 = hostvars["was1"]["ansible_host"]
     for i in range(RUNS):
         say(f"cluster run {i + 1}/{RUNS}")
         cluster_round(lb, was1)
         failover_round(lb, hostvars["was2"]["ansible_host"])
         rolling_reload_round(lb, kinds["was"])
-    write_report(started)
+        write_report(started)
+    for i in range(RUNS):
+        for cfg, label in ((SHIPPED_CFG, "shipped"), (STOCK_CFG, "stock")):
+            say(f"installer run {i + 1}/{RUNS}, {label} settings")
+            installer_round(cfg, label)
+            write_report(started)
+    say("lab down: the bench leaves nothing running")
+    lab("down")
 
 
 if __name__ == "__main__":
