@@ -18,6 +18,9 @@ APT_PACKAGES := debootstrap systemd-container tinyproxy socat iproute2 openssh-c
 REQUIREMENTS := requirements.txt app/requirements.txt app/requirements-test.txt
 CLUSTER_TESTS := $(wildcard tests/converge tests/infra tests/e2e)
 YAML_PATHS := $(wildcard site.yml playbooks roles inventory)
+# Python beyond Ansible YAML: the lab, tests, app, bench, tools, and the roles' filter plugins.
+FILTER_PLUGINS := $(wildcard roles/*/filter_plugins/*.py)
+PY_PATHS := lab tests app bench tools $(FILTER_PLUGINS)
 
 .PHONY: help setup apt venv lab test lint unit lab-test cluster-test down status bench
 
@@ -63,9 +66,9 @@ status: venv
 	$(LAB) -i $(INVENTORY) status
 
 lint: setup
-	$(BIN)/ruff check lab tests app bench
-	$(BIN)/ruff format --check lab tests app bench
-	$(BIN)/mypy lab
+	$(BIN)/ruff check $(PY_PATHS)
+	$(BIN)/ruff format --check $(PY_PATHS)
+	$(BIN)/mypy lab tools $(FILTER_PLUGINS)
 	@if [ -n "$(YAML_PATHS)" ]; then $(BIN)/yamllint -s $(YAML_PATHS); fi
 	@if [ -f site.yml ]; then \
 		$(BIN)/ansible-playbook -i $(INVENTORY) --syntax-check site.yml && \

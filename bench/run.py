@@ -3,16 +3,18 @@
 Writes docs/benchmarks.md (a table: median, min and max of BENCH_RUNS runs) and
 docs/benchmarks.json (every raw number). Only lab addresses are ever a target.
 Nothing here asserts a time: it measures, and asserts only correctness (changed=0).
+Host names come from the inventory's groups, ports, paths and service names from the local facts
+the roles leave on the hosts (/etc/ansible/facts.d), as in tests/.
 """
 
 from __future__ import annotations
 
 import datetime
-import ipaddress
 import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -39,7 +41,8 @@ LOAD_SECONDS = int(os.environ.get("BENCH_LOAD_SECONDS", "10"))
 SHIPPED_CFG = REPO / "ansible.cfg"
 STOCK_CFG = REPO / "bench/stock-ansible.cfg"
 INSTALL_ACTIONS = {"apt", "ansible.builtin.apt", "pip", "ansible.builtin.pip"}
-NEW_WAS = "was3"
+# The tests' helpers (inventory copies, fact paths) serve the bench too.
+sys.path.insert(0, str(REPO / "tests"))
 raw: dict[str, Any] = {}
 
 
@@ -117,11 +120,13 @@ def groups() -> dict[str, list[str]]:
 
 
 def scaled_inventory(target: Path) -> Path:
-    sys.path.insert(0, str(REPO / "tests"))
-    from cluster_support import copy_inventory
+    """A copy of the inventory with one more WAS, on the next free name and address."""
+    from cluster_support import copy_inventory, free_host
+
+    name, address = free_host(INVENTORY, "was")
 
     def add(hosts: dict[str, Any]) -> None:
-        hosts["all"]["children"]["was"]["hosts"][NEW_WAS] = {"ansible_host": "10.77.0.13"}
+        hosts["all"]["children"]["was"]["hosts"][name] = {"ansible_host": address}
 
     return copy_inventory(INVENTORY, target, add)
 
@@ -165,15 +170,72 @@ def installer_round(cfg: Path, label: str) -> None:
         grown = scaled_inventory(Path(tmp) / "inventory")
         up = timed([str(BIN / "lab"), "-i", str(grown), "up"])
         record(f"{label}.add_was", up + converge(grown, cfg).seconds)
-    # No clean-up of was3 here: the next round starts with `lab down`, and so does main()'s end.
+    # The added WAS stays: the next round starts with `lab down`, and so does main()'s end.
 
 
 # --- the cluster ----------------------------------------------------------------------------
 
 
-def wrk(url: str) -> tuple[float, float, float]:
-    """Requests per second, p50 and p99 in ms, from wrk's own report."""
-    out = run(["wrk", "-t2", "-c8", f"-d{LOAD_SECONDS}s", "--latency", url])
+def fact(host: str, role: str) -> dict[str, Any]:
+    """The JSON local fact a role left on a lab host."""
+    from cluster_support import FACTS_DIR
+
+    return json.loads(lab("ssh", host, f"cat {shlex.quote(f'{FACTS_DIR}/{role}.fact')}"))
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The cluster as the bench drives it: the first balancer, and the WAS hosts in order."""
+
+    lb_name: str
+    lb_url: str  # http://<address>[:<port>] of the first balancer
+    health_path: str
+    manager_url: str  # the balancer-manager, as the balancer itself reaches it
+    was: dict[str, str]  # inventory name (also X-Served-By) -> address
+    was_port: int
+    was_service: str
+
+    def url(self, path: str) -> str:
+        return f"{self.lb_url}{path}"
+
+    @property
+    def survivor(self) -> str:
+        """The WAS left serving alone while the other one is stopped or killed."""
+        return next(iter(self.was))
+
+    @property
+    def victim(self) -> str:
+        return list(self.was)[-1]
+
+
+def read_cluster() -> Cluster:
+    kinds = groups()
+    hostvars = json.loads(run([str(BIN / "ansible-inventory"), "-i", str(INVENTORY), "--list"]))[
+        "_meta"
+    ]["hostvars"]
+    was = {h: str(hostvars[h]["ansible_host"]) for h in kinds.get("was", [])}
+    if len(was) < 2:
+        raise SystemExit(f"bench: the cluster rounds need two WAS or more; {INVENTORY}: {was}")
+    lb_name = kinds["lb"][0]
+    balancer = fact(lb_name, "apache_lb")
+    gunicorn = fact(next(iter(was)), "django_was")
+    port = int(balancer["http_port"])
+    lb = str(hostvars[lb_name]["ansible_host"])
+    return Cluster(
+        lb_name=lb_name,
+        lb_url=f"http://{lb}" if port == 80 else f"http://{lb}:{port}",
+        health_path=balancer["health_path"],
+        manager_url=f"http://127.0.0.1:{port}{balancer['manager_path']}",
+        was=was,
+        was_port=int(gunicorn["port"]),
+        was_service=gunicorn["service"],
+    )
+
+
+def wrk(url: str, on: str | None = None) -> tuple[float, float, float]:
+    """Requests per second, p50 and p99 in ms, from wrk's report; run here or on lab host `on`."""
+    command = ["wrk", "-t2", "-c8", f"-d{LOAD_SECONDS}s", "--latency", url]
+    out = lab("ssh", on, shlex.join(command)) if on else run(command)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
 
     def pct(p: str) -> float:
@@ -198,8 +260,22 @@ def wait_for(what: str, probe: Callable[[], bool], timeout: float = 120) -> None
         time.sleep(0.5)
 
 
-def only_was1_serves(lb: str) -> bool:
-    return {served_by(f"http://{lb}/healthz") for _ in range(6)} == {"was1"}
+def only_serves(cluster: Cluster, was: str) -> bool:
+    return {served_by(cluster.url(cluster.health_path)) for _ in range(6)} == {was}
+
+
+def serves_again(cluster: Cluster, was: str) -> bool:
+    return any(served_by(cluster.url(cluster.health_path)) == was for _ in range(6))
+
+
+def ensure_wrk_on(host: str) -> None:
+    """wrk on a lab host (through the lab's apt proxy): the only place gunicorn admits it from."""
+    lab(
+        "ssh",
+        host,
+        "command -v wrk >/dev/null || { apt-get update -qq"
+        " && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }",
+    )
 
 
 @contextmanager
@@ -231,61 +307,64 @@ def steady_load(url: str, concurrency: int = 8) -> Iterator[dict[str, Any]]:
             stop.set()
 
 
-def member_out(victim_address: str) -> bool:
-    """Whether lb1's balancer-manager shows the member in error (health check or retry)."""
-    page = lab("ssh", "lb1", "curl -s http://127.0.0.1/balancer-manager")
-    row = next((r for r in page.split("<tr>") if f"http://{victim_address}:" in r), "")
+def member_out(cluster: Cluster, victim: str) -> bool:
+    """Whether the balancer-manager shows the member in error (health check or retry)."""
+    page = lab("ssh", cluster.lb_name, f"curl -s {shlex.quote(cluster.manager_url)}")
+    row = next((r for r in page.split("<tr>") if f"http://{cluster.was[victim]}:" in r), "")
     return bool(re.search(r"Err|HcFl|Dis", row))
 
 
-def cluster_round(lb: str, was1: str) -> None:
-    say("cluster: wrk through the balancer (2 WAS), direct to was1's gunicorn, balancer (1 WAS)")
-    for name, url in (
-        ("balancer_2was", f"http://{lb}/guestbook/"),
-        ("direct_1was", f"http://{was1}:8000/guestbook/"),
+def cluster_round(cluster: Cluster) -> None:
+    survivor, victim = cluster.survivor, cluster.victim
+    say(
+        f"cluster: wrk through the balancer (all WAS), direct to {survivor}'s gunicorn from "
+        f"{cluster.lb_name} (its firewall admits the balancers only), balancer (1 WAS)"
+    )
+    direct = f"http://{cluster.was[survivor]}:{cluster.was_port}/guestbook/"
+    for name, url, on in (
+        ("balancer_2was", cluster.url("/guestbook/"), None),
+        ("direct_1was", direct, cluster.lb_name),
     ):
-        rps, p50, p99 = wrk(url)
+        rps, p50, p99 = wrk(url, on)
         record(f"cluster.{name}.rps", rps)
         record(f"cluster.{name}.p50_ms", p50)
         record(f"cluster.{name}.p99_ms", p99)
-    lab("stop", "was2")
-    wait_for("the balancer to send everything to was1", lambda: only_was1_serves(lb))
-    rps, p50, p99 = wrk(f"http://{lb}/guestbook/")
+    lab("stop", victim)
+    wait_for(
+        f"the balancer to send everything to {survivor}", lambda: only_serves(cluster, survivor)
+    )
+    rps, p50, p99 = wrk(cluster.url("/guestbook/"))
     record("cluster.balancer_1was.rps", rps)
     record("cluster.balancer_1was.p50_ms", p50)
     record("cluster.balancer_1was.p99_ms", p99)
-    lab("start", "was2")
-    wait_for(
-        "was2 to serve again",
-        lambda: any(served_by(f"http://{lb}/healthz") == "was2" for _ in range(6)),
-    )
+    lab("start", victim)
+    wait_for(f"{victim} to serve again", lambda: serves_again(cluster, victim))
 
 
-def failover_round(lb: str, victim_address: str) -> None:
-    say("failover: steady load, kill was2, count failures and time until it is out")
-    with steady_load(f"http://{lb}/guestbook/") as outcome:
+def failover_round(cluster: Cluster) -> None:
+    victim = cluster.victim
+    say(f"failover: steady load, kill {victim}, count failures and time until it is out")
+    with steady_load(cluster.url("/guestbook/")) as outcome:
         time.sleep(3)
         killed = time.monotonic()
-        lab("kill", "was2")
-        wait_for("the balancer to take was2 out", lambda: member_out(victim_address), 60)
+        lab("kill", victim)
+        wait_for(f"the balancer to take {victim} out", lambda: member_out(cluster, victim), 60)
         detected = time.monotonic() - killed
         time.sleep(3)
     record("failover.failed", outcome["failed"])
     record("failover.requests", outcome["ok"] + outcome["failed"])
     record("failover.seconds_to_out", detected)
     raw.setdefault("failover.errors", []).append(dict(outcome["errors"]))
-    lab("start", "was2")
-    wait_for(
-        "was2 to serve again",
-        lambda: any(served_by(f"http://{lb}/healthz") == "was2" for _ in range(6)),
-    )
+    lab("start", victim)
+    wait_for(f"{victim} to serve again", lambda: serves_again(cluster, victim))
 
 
-def rolling_reload_round(lb: str, was_hosts: list[str]) -> None:
+def rolling_reload_round(cluster: Cluster) -> None:
     say("rolling reload: HUP every WAS in turn under load")
-    with steady_load(f"http://{lb}/guestbook/") as outcome:
-        for host in was_hosts:
-            lab("ssh", host, "systemctl reload gunicorn")
+    reload = f"systemctl reload {shlex.quote(cluster.was_service)}"
+    with steady_load(cluster.url("/guestbook/")) as outcome:
+        for host in cluster.was:
+            lab("ssh", host, reload)
             time.sleep(3)
     record("reload.failed", outcome["failed"])
     record("reload.requests", outcome["ok"] + outcome["failed"])
@@ -307,15 +386,15 @@ def ratio(a: str, b: str) -> float:
 
 ROWS = [
     ("Installer", None),
-    ("`lab up`, six hosts, base image cached (s)", "shipped.lab_up"),
+    ("`lab up`, every host, base image cached (s)", "shipped.lab_up"),
     ("fresh `site.yml` (s)", "shipped.site_fresh"),
     ("apt+pip install critical path (s)", "shipped.install_critical_path"),
     ("converge / install critical path", "shipped.converge_over_install"),
-    ("  apt+pip on db1 (s)", "shipped.install.db"),
-    ("  apt+pip on redis1 (s)", "shipped.install.redis"),
-    ("  apt+pip on store1 (s)", "shipped.install.storage"),
-    ("  apt+pip on was1 (s)", "shipped.install.was"),
-    ("  apt+pip on lb1 (s)", "shipped.install.lb"),
+    ("  apt+pip on the first db host (s)", "shipped.install.db"),
+    ("  apt+pip on the first redis host (s)", "shipped.install.redis"),
+    ("  apt+pip on the first storage host (s)", "shipped.install.storage"),
+    ("  apt+pip on the first was host (s)", "shipped.install.was"),
+    ("  apt+pip on the first lb host (s)", "shipped.install.lb"),
     ("no-op `site.yml`, changed=0 asserted (s)", "shipped.site_noop"),
     ("`ansible all -m ping` (s)", "shipped.ping"),
     ("add one WAS: `lab up` + `site.yml` (s)", "shipped.add_was"),
@@ -333,7 +412,7 @@ ROWS = [
         "balancer, 1 WAS: p50 / p99 (ms)",
         "cluster.balancer_1was.p50_ms|cluster.balancer_1was.p99_ms",
     ),
-    ("direct to one gunicorn: requests/s", "cluster.direct_1was.rps"),
+    ("direct to one gunicorn (wrk on the balancer host): requests/s", "cluster.direct_1was.rps"),
     ("direct: p50 / p99 (ms)", "cluster.direct_1was.p50_ms|cluster.direct_1was.p99_ms"),
     ("failover: failed requests (kill a WAS under load)", "failover.failed"),
     ("failover: requests during the window", "failover.requests"),
@@ -417,26 +496,18 @@ def main() -> None:
     rewritten after every round, so an interrupted run still leaves what it measured."""
     started = time.monotonic()
     os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ['PATH']}"
-    kinds = groups()
-    hostvars = json.loads(run([str(BIN / "ansible-inventory"), "-i", str(INVENTORY), "--list"]))[
-        "_meta"
-    ]["hostvars"]
-    lb_name = kinds["lb"][0]
-    lb = hostvars[lb_name]["ansible_host"]
-    # wrk runs here, on the lab's bridge address; gunicorn's firewall admits only the balancers,
-    # so this converge also admits the bridge for the direct measurement.
-    bridge = str(next(ipaddress.ip_network(hostvars[lb_name]["lab_subnet"]).hosts()))
-    say(f"cluster: lab up and site.yml, gunicorn also reachable from {bridge} for wrk")
+    say("cluster: lab up and site.yml")
     lab("prune")
     lab("up")
-    balancers = [hostvars[h]["ansible_host"] for h in kinds["lb"]]
-    converge(INVENTORY, SHIPPED_CFG, {"django_was_firewall_allowed": [*balancers, bridge]})
-    was1 = hostvars["was1"]["ansible_host"]
+    converge(INVENTORY, SHIPPED_CFG)
+    cluster = read_cluster()
+    # gunicorn's firewall admits the balancers only: the direct measurement runs on one.
+    ensure_wrk_on(cluster.lb_name)
     for i in range(RUNS):
         say(f"cluster run {i + 1}/{RUNS}")
-        cluster_round(lb, was1)
-        failover_round(lb, hostvars["was2"]["ansible_host"])
-        rolling_reload_round(lb, kinds["was"])
+        cluster_round(cluster)
+        failover_round(cluster)
+        rolling_reload_round(cluster)
         write_report(started)
     for i in range(RUNS):
         for cfg, label in ((SHIPPED_CFG, "shipped"), (STOCK_CFG, "stock")):

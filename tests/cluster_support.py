@@ -1,17 +1,20 @@
-"""Helpers of the cluster tests (tests/converge, tests/infra): the inventory, Ansible runs, hosts.
+"""Helpers of the cluster tests (tests/converge, tests/infra, tests/e2e, bench/).
 
-Everything is read from the inventory under test (LAB_INVENTORY, default inventory/lab), never
-hard-coded, so the same tests check the lab and a production inventory.
+Names, addresses and secrets come from the inventory under test (LAB_INVENTORY, default
+inventory/lab); what a role installed (ports, services, paths) from the JSON local fact it leaves
+on each host, /etc/ansible/facts.d/<role>.fact. Nothing is hard-coded and no role's defaults are
+re-read, so the same tests check the lab and a production inventory.
 """
 
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,28 @@ CONNECTION_VARS = (
     "ansible_ssh_private_key_file",
     "ansible_ssh_common_args",
 )
+# Secrets the clients of the data tiers present; the inventory holds them (lab: generated files,
+# production: the vault), never a fact.
+SECRET_VARS = (
+    "cluster_db_password",
+    "cluster_redis_password",
+    "cluster_s3_access_key",
+    "cluster_s3_secret_key",
+)
+# Variables rendered by `rendered`: a WAS host's balancer route, and the secrets.
+RENDERED_VARS = ("cluster_route", *SECRET_VARS)
+FACTS_DIR = "/etc/ansible/facts.d"
+# The role serving each group (DESIGN.md); it leaves /etc/ansible/facts.d/<role>.fact on its hosts.
+# The firewall role runs on every host and leaves firewall.fact.
+GROUP_ROLES = {
+    "lb": "apache_lb",
+    "was": "django_was",
+    "db": "mariadb",
+    "redis": "redis",
+    "storage": "object_storage",
+}
+# Reads a role's local fact of an inventory host: (host name, role name) -> the fact.
+FactReader = Callable[[str, str], dict[str, Any]]
 
 
 def lab_inventory() -> Path:
@@ -58,7 +83,21 @@ def inventory_data(inventory: Path) -> dict[str, Any]:
 
 
 def group_hosts(inventory: Path, group: str) -> list[str]:
-    return list(inventory_data(inventory).get(group, {}).get("hosts", []))
+    """Hosts of a group, its child groups' included ("all" lists every host), in inventory order."""
+    return list(dict.fromkeys(_walk_group(inventory_data(inventory), group)))
+
+
+def _walk_group(data: dict[str, Any], group: str) -> Iterator[str]:
+    entry = data.get(group, {})
+    yield from entry.get("hosts", [])
+    for child in entry.get("children", []):
+        yield from _walk_group(data, child)
+
+
+def host_groups(inventory: Path, host: str) -> set[str]:
+    """Every group a host belongs to, directly or through a child group."""
+    data = inventory_data(inventory)
+    return {g for g in data if g != "_meta" and host in _walk_group(data, g)}
 
 
 @functools.cache
@@ -85,6 +124,16 @@ def host_vars(inventory: Path, names: tuple[str, ...]) -> dict[str, dict[str, An
     assert proc.returncode == 0, f"rendering {names} failed:\n{proc.stdout[-3000:]}\n{proc.stderr}"
     results = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]
     return {host: result["msg"] for host, result in results.items()}
+
+
+def rendered(inventory: Path, host: str) -> dict[str, Any]:
+    """RENDERED_VARS of one host (None where undefined), rendered once for the whole inventory."""
+    return host_vars(inventory, RENDERED_VARS)[host]
+
+
+def route(inventory: Path, host: str) -> str:
+    """The balancer route of a WAS host: its `cluster_route`, else its inventory name."""
+    return str(rendered(inventory, host)["cluster_route"] or host)
 
 
 def address(inventory: Path, host: str) -> str:
@@ -164,18 +213,76 @@ def copy_inventory(source: Path, target: Path, edit: Callable[[dict[str, Any]], 
     return target
 
 
+def free_host(inventory: Path, group: str) -> tuple[str, str]:
+    """A name and an address for a new host of `group` in a lab inventory (scale-out tests).
+
+    The name is `<group><n>`, the first such name the inventory does not use; the address is the
+    first free one after the group's highest, inside the inventory's `lab_subnet`.
+    """
+    hosts = group_hosts(inventory, "all")
+    name = next(f"{group}{n}" for n in range(1, len(hosts) + 2) if f"{group}{n}" not in hosts)
+    lab_subnet = inventory_data(inventory)["_meta"]["hostvars"][hosts[0]].get("lab_subnet")
+    assert lab_subnet, f"{inventory} is not a lab inventory (no lab_subnet): no room to grow"
+    subnet = ipaddress.ip_network(str(lab_subnet))
+    used = {ipaddress.ip_address(address(inventory, h)) for h in hosts}
+    members = group_hosts(inventory, group) or hosts
+    candidate = max(ipaddress.ip_address(address(inventory, h)) for h in members)
+    while candidate in used:
+        candidate += 1
+    assert candidate in subnet, f"no free address after the {group} hosts in {subnet}"
+    return name, str(candidate)
+
+
+def host_fact(host: testinfra.host.Host, name: str) -> dict[str, Any]:
+    """The JSON local fact role `name` left on the host: /etc/ansible/facts.d/<name>.fact."""
+    path = f"{FACTS_DIR}/{name}.fact"
+    result = host.run("cat %s", path)
+    where = host.backend.get_hostname()
+    assert result.rc == 0, (
+        f"{where} has no {path} ({result.stderr.strip()}): the role {name} writes it when it "
+        "converges; converge first (ansible-playbook site.yml)"
+    )
+    try:
+        fact = json.loads(result.stdout)
+    except json.JSONDecodeError as exc:
+        raise AssertionError(f"{where}:{path} is not JSON ({exc}): re-run site.yml") from exc
+    assert isinstance(fact, dict), f"{where}:{path} holds {type(fact).__name__}, not an object"
+    return fact
+
+
+def listening_sockets(host: testinfra.host.Host) -> set[tuple[str, int]]:
+    """(address, port) of the host's listening TCP sockets, from `ss -Hltn`.
+
+    Addresses lose ss's brackets and %interface suffix; a wildcard reads "0.0.0.0", "::" or "*".
+    """
+    sockets = set()
+    for line in host.check_output("ss -Hltn").splitlines():
+        local, _, port = line.split()[3].rpartition(":")
+        sockets.add((local.strip("[]").partition("%")[0], int(port)))
+    return sockets
+
+
+def is_loopback(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:  # a wildcard ("*")
+        return False
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return (mapped or ip).is_loopback
+
+
 # Connects from a host with python3 only (every host has it) and reports what happened:
 # "refused", "timeout", or "connected: <first bytes the server sent, after `send`>".
 PROBE = """
 import socket, sys
-host, port, send = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
+host, port, send, timeout = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode(), float(sys.argv[4])
 try:
-    s = socket.create_connection((host, port), timeout=5)
+    s = socket.create_connection((host, port), timeout=timeout)
 except ConnectionRefusedError:
     print("refused"); sys.exit()
 except OSError as e:
     print("timeout" if isinstance(e, TimeoutError) else type(e).__name__); sys.exit()
-s.settimeout(5)
+s.settimeout(timeout)
 if send:
     s.sendall(send)
 try:
@@ -184,26 +291,45 @@ except OSError:
     data = b""
 print("connected: " + data.decode("latin-1"))
 """
+# Seconds a probe waits for an answer; a probe expected to fail waits less: the firewalls drop
+# (no answer at all), so a closed port costs the whole timeout.
+PROBE_TIMEOUT = 5.0
+CLOSED_PROBE_TIMEOUT = 2.0
+# What a probe of a port that must not be reachable may report: refused (nothing listens, or no
+# firewall) or timeout (a firewall dropped the connection).
+CLOSED = ("refused", "timeout")
 
 
-def probe(host: testinfra.host.Host, address: str, port: int, send: str = "") -> str:
-    result = host.run("python3 -c %s %s %s %s", PROBE, address, str(port), send)
+def probe(
+    host: testinfra.host.Host,
+    address: str,
+    port: int,
+    send: str = "",
+    timeout: float = PROBE_TIMEOUT,
+) -> str:
+    result = host.run("python3 -c %s %s %s %s %s", PROBE, address, str(port), send, str(timeout))
     assert result.rc == 0, result.stderr
     return result.stdout.strip()
 
 
+def probe_closed(host: testinfra.host.Host, address: str, port: int, send: str = "") -> str:
+    """A probe expected not to connect, with the short timeout."""
+    return probe(host, address, port, send, timeout=CLOSED_PROBE_TIMEOUT)
+
+
 @dataclass(frozen=True)
 class Tier:
-    """One data-tier server as the clients see it: its address and its settings."""
+    """One data-tier server as its clients see it.
+
+    `tier["port"]` reads what its role reports (the role's local fact on that host); secrets come
+    from the inventory; `firewall` is whether the host's firewall role says it filters.
+    """
 
     name: str
     address: str
-    settings: dict[str, Any]
+    fact: dict[str, Any]
+    secrets: dict[str, Any]
+    firewall: bool
 
     def __getitem__(self, key: str) -> Any:
-        return self.settings[key]
-
-    @property
-    def firewall(self) -> bool:
-        """Whether the role guards this tier's port with nftables (see roles/firewall)."""
-        return bool(self.settings["firewall_enabled"])
+        return self.fact[key]

@@ -13,15 +13,15 @@ from cluster_support import (
     describe,
     get_host,
     group_hosts,
-    host_vars,
+    host_fact,
     run_playbook,
 )
 
 
 def app_account_hosts(inventory: Path) -> set[str]:
-    db_name = group_hosts(inventory, "db")[0]
-    db = get_host(inventory, db_name)
-    user = host_vars(inventory, ("mariadb_app_user",))[db_name]["mariadb_app_user"] or "app"
+    """Hosts of the application's MariaDB accounts (its user name from the mariadb fact)."""
+    db = get_host(inventory, group_hosts(inventory, "db")[0])
+    user = host_fact(db, "mariadb")["app_user"]
     result = db.run(
         "mariadb --batch --skip-column-names -e %s",
         f"SELECT Host FROM mysql.user WHERE User = '{user}'",

@@ -14,28 +14,83 @@ from cluster_support import copy_inventory, describe, output, run_playbook
 VALIDATION_PLAY = "Validate the inventory"
 
 
+# Each case breaks a copy of the inventory's hosts.yml and returns text the validation message
+# must hold: the variable to fix, and the host when the problem is a host's. Host variables in
+# hosts.yml are inventory like any other (group_vars of the copy are links to the original's).
+Case = Callable[[dict[str, Any]], str]
+
+# The contract's placeholder for an example value nobody replaced (inventory/production.example/).
+PLACEHOLDER = "CHANGE_ME"
+
+
 def was_hosts(hosts: dict[str, Any]) -> dict[str, Any]:
     return hosts["all"]["children"]["was"]["hosts"]
 
 
-def two_was_on_one_address(hosts: dict[str, Any]) -> None:
+def first_was(hosts: dict[str, Any]) -> str:
+    return next(iter(was_hosts(hosts)))
+
+
+def two_was_on_one_address(hosts: dict[str, Any]) -> str:
     first, second = list(was_hosts(hosts))[:2]
     was_hosts(hosts)[second]["ansible_host"] = was_hosts(hosts)[first]["ansible_host"]
+    return f"These hosts share an address: {first}, {second}"
 
 
-def no_db_group(hosts: dict[str, Any]) -> None:
+def no_db_group(hosts: dict[str, Any]) -> str:
     del hosts["all"]["children"]["db"]
+    return "Group 'db' has 0 host(s) (none) but needs exactly 1"
 
 
-def two_was_on_one_route(hosts: dict[str, Any]) -> None:
+def two_was_on_one_route(hosts: dict[str, Any]) -> str:
     for host in list(was_hosts(hosts))[:2]:
-        was_hosts(hosts)[host]["django_was_route"] = "same"
+        was_hosts(hosts)[host]["cluster_route"] = "same"
+    return "These application servers share a balancer route"
 
 
-CASES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
-    "duplicate-address": (two_was_on_one_address, "These hosts share an address"),
-    "no-db": (no_db_group, "Group 'db' has 0 host(s) (none) but needs exactly 1"),
-    "duplicate-route": (two_was_on_one_route, "These application servers share a balancer route"),
+def address(value: str, why: str) -> Case:
+    """A WAS whose ansible_host is `value`, refused for `why`."""
+
+    def edit(hosts: dict[str, Any]) -> str:
+        host = first_was(hosts)
+        was_hosts(hosts)[host]["ansible_host"] = value
+        return f"ansible_host of {host} is '{value}', {why}"
+
+    return edit
+
+
+def was_port_unlike_the_balancers(hosts: dict[str, Any]) -> str:
+    # The wiring sets django_was_port and apache_lb_member_port from one contract variable: a
+    # value in the inventory would be ignored, so validation names the variable to set instead.
+    was_hosts(hosts)[first_was(hosts)]["django_was_port"] = 8001
+    return "django_was_port is set in"
+
+
+def placeholder_secret(hosts: dict[str, Any]) -> str:
+    host = first_was(hosts)
+    was_hosts(hosts)[host]["django_secret_key"] = PLACEHOLDER + "x" * 64
+    return f"django_secret_key of {host} still holds the placeholder {PLACEHOLDER}"
+
+
+def short_secret(hosts: dict[str, Any]) -> str:
+    host = first_was(hosts)
+    was_hosts(hosts)[host]["django_secret_key"] = "0123456789abcdef"
+    return f"django_secret_key of {host} has 16 characters"
+
+
+CASES: dict[str, tuple[Case, tuple[str, ...]]] = {
+    "duplicate-address": (two_was_on_one_address, ()),
+    "no-db": (no_db_group, ()),
+    "duplicate-route": (two_was_on_one_route, ("cluster_route",)),
+    "address-out-of-range": (address("999.1.1.1", "not an IPv4 address"), ()),
+    "address-leading-zero": (address("10.77.0.011", "not an IP address"), ("write 10.77.0.11",)),
+    "address-is-a-name": (address("was.example.com", "a name, not an IP address"), ()),
+    "was-port-in-inventory": (
+        was_port_unlike_the_balancers,
+        ("apache_lb_member_port", "set cluster_was_port instead"),
+    ),
+    "placeholder-secret": (placeholder_secret, ()),
+    "short-secret": (short_secret, ("needs at least",)),
 }
 
 
@@ -53,13 +108,19 @@ def task_hosts_by_play(runner: ansible_runner.Runner) -> dict[str, set[str]]:
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_broken_inventory_stops_at_validation(case: str, inventory: Path, tmp_path: Path) -> None:
-    edit, message = CASES[case]
-    broken = copy_inventory(inventory, tmp_path / "inventory", edit)
+    edit, more = CASES[case]
+    expected: list[str] = []
+
+    def record(hosts: dict[str, Any]) -> None:
+        expected.append(edit(hosts))
+
+    broken = copy_inventory(inventory, tmp_path / "inventory", record)
     runner = run_playbook("site.yml", broken, tmp_path / "run")
-    text = output(runner)
+    text = " ".join(output(runner).split())
 
     assert runner.status == "failed" and runner.rc != 0, describe(runner)
-    assert message in " ".join(text.split()), describe(runner)
+    for message in [*expected, *more]:
+        assert message in text, f"no {message!r} in the output:\n{describe(runner)}"
     plays = task_hosts_by_play(runner)
     # Only the validation play started, and only its run_once host reported anything.
     assert list(plays) == [VALIDATION_PLAY], plays

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from cluster_support import lab_inventory
 from e2e_support import Cluster, read_cluster
 
 
 @pytest.fixture(scope="session")
-def cluster(converged_cluster: object) -> Cluster:
-    """The lab's cluster, converged once per test session by site.yml."""
-    return read_cluster(lab_inventory())
+def cluster(converged_cluster: object, inventory: Path) -> Cluster:
+    """The cluster under test, converged once per test session by site.yml; its facts read once."""
+    return read_cluster(inventory)

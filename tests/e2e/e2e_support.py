@@ -1,4 +1,5 @@
-"""Helpers of the end-to-end tests: the lab's inventory, the balancer URL, lab commands."""
+"""Helpers of the end-to-end tests: the cluster as the inventory and the balancer describe it,
+the balancer URL, lab commands."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import requests
-from cluster_support import BIN, REPO, address, group_hosts
+from cluster_support import BIN, REPO, address, get_host, group_hosts, host_fact
 
 ARTIFACTS = REPO / "artifacts"
 T = TypeVar("T")
@@ -19,18 +20,44 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Cluster:
+    """The cluster under test: names from the inventory, settings from the roles' local facts."""
+
     inventory: Path
-    lb: str
-    was: dict[str, str]  # route (inventory name) -> address
+    lb_name: str  # the first balancer, which the tests go through
+    lb: str  # its address
+    balancer: dict[str, Any]  # its apache_lb fact: port, sticky cookie, paths, service, members
+    db_name: str  # the first database host
+    db_user: str  # the application's MariaDB account (mariadb fact)
+    was: dict[str, str]  # inventory name (also the host name, X-Served-By) -> address
 
     @property
     def url(self) -> str:
-        return f"http://{self.lb}"
+        port = int(self.balancer["http_port"])
+        return f"http://{self.lb}" if port == 80 else f"http://{self.lb}:{port}"
+
+    @property
+    def cookie(self) -> str:
+        """The sticky cookie: <cookie>=.<route> pins a client to one WAS."""
+        return str(self.balancer["sticky_cookie"])
+
+    @property
+    def routes(self) -> dict[str, str]:
+        """Balancer route of each WAS, by inventory name."""
+        return {m["name"]: m["route"] for m in self.balancer["members"]}
 
 
 def read_cluster(inventory: Path) -> Cluster:
-    was = {h: address(inventory, h) for h in group_hosts(inventory, "was")}
-    return Cluster(inventory, address(inventory, group_hosts(inventory, "lb")[0]), was)
+    lb_name = group_hosts(inventory, "lb")[0]
+    db_name = group_hosts(inventory, "db")[0]
+    return Cluster(
+        inventory=inventory,
+        lb_name=lb_name,
+        lb=address(inventory, lb_name),
+        balancer=host_fact(get_host(inventory, lb_name), "apache_lb"),
+        db_name=db_name,
+        db_user=str(host_fact(get_host(inventory, db_name), "mariadb")["app_user"]),
+        was={h: address(inventory, h) for h in group_hosts(inventory, "was")},
+    )
 
 
 def lab(inventory: Path, *args: str) -> str:
@@ -60,10 +87,10 @@ def served_by(response: requests.Response) -> str:
     return response.headers.get("X-Served-By", "")
 
 
-def pinned(cluster: Cluster, route: str) -> requests.Session:
-    """A client whose ROUTEID cookie sends it to one WAS."""
+def pinned(cluster: Cluster, was: str) -> requests.Session:
+    """A client whose sticky cookie sends it to one WAS (by inventory name)."""
     session = requests.Session()
-    session.cookies.set("ROUTEID", f".{route}", domain=cluster.lb, path="/")
+    session.cookies.set(cluster.cookie, f".{cluster.routes[was]}", domain=cluster.lb, path="/")
     return session
 
 
@@ -104,9 +131,10 @@ def logged_in_as(html: str) -> str:
     return match.group(1) if match else ""
 
 
-def serves_again(cluster: Cluster, route: str) -> bool:
-    """One probe pinned to `route` (a fresh client each time: failover re-pins a client)."""
-    return served_by(pinned(cluster, route).get(f"{cluster.url}/healthz", timeout=5)) == route
+def serves_again(cluster: Cluster, was: str) -> bool:
+    """One probe pinned to `was` (a fresh client each time: failover re-pins a client)."""
+    health = f"{cluster.url}{cluster.balancer['health_path']}"
+    return served_by(pinned(cluster, was).get(health, timeout=5)) == was
 
 
 def png_bytes(color: tuple[int, int, int], size: tuple[int, int] = (64, 48)) -> bytes:

@@ -32,11 +32,12 @@ def test_pages_render_and_spread_over_every_was(cluster: Cluster) -> None:
     assert seen == set(cluster.was)
 
 
-def test_routeid_cookie_keeps_a_client_on_one_was(cluster: Cluster) -> None:
+def test_the_sticky_cookie_keeps_a_client_on_one_was(cluster: Cluster) -> None:
     session = requests.Session()
     first = session.get(f"{cluster.url}/", timeout=10)
-    route = session.cookies.get("ROUTEID")
-    assert route == f".{served_by(first)}", "the balancer sets ROUTEID to the serving WAS"
+    route = session.cookies.get(cluster.cookie)
+    expected = cluster.routes.get(served_by(first))
+    assert route == f".{expected}", f"the balancer sets {cluster.cookie} to the serving WAS"
     servers = {served_by(session.get(f"{cluster.url}/guestbook/", timeout=10)) for _ in range(10)}
     assert servers == {served_by(first)}
 
@@ -46,7 +47,7 @@ def test_killing_the_pinned_was_neither_errors_nor_logs_out(cluster: Cluster) ->
     username = f"fail{uuid.uuid4().hex[:8]}"
     sign_up(cluster, session, username)
     victim = served_by(session.get(f"{cluster.url}/", timeout=10))
-    assert session.cookies.get("ROUTEID") == f".{victim}"
+    assert session.cookies.get(cluster.cookie) == f".{cluster.routes.get(victim)}"
 
     lab(cluster.inventory, "kill", victim)
     try:
@@ -78,7 +79,8 @@ def test_an_upload_through_one_was_is_served_by_another(cluster: Cluster) -> Non
     )
     assert match, "the feed shows the new post's image"
     url = match.group(1)
-    assert url.startswith("/media/"), "media is served through the balancer, not the store"
+    media = cluster.balancer["media_path"]
+    assert url.startswith(media), "media is served through the balancer, not the store"
 
     via_first = uploader.get(f"{cluster.url}{url}", timeout=10)
     via_second = pinned(cluster, second).get(f"{cluster.url}{url}", timeout=10)

@@ -1,7 +1,10 @@
-"""testinfra fixtures: hosts by group, and the settings the checks compare against.
+"""testinfra fixtures: hosts by group, what their roles report, the data tiers as clients see them.
 
-Hosts and settings come from the inventory under test (--ansible-inventory, else $LAB_INVENTORY,
-else inventory/lab). A test asks for `db_host`, `was_host`... and runs once per host of that group.
+Hosts come from the inventory under test (--ansible-inventory, else $LAB_INVENTORY, else
+inventory/lab). A test asks for `db_host`, `was_host`, `any_host`... and runs once per host of that
+group; each such host carries `inventory_name` and `address` (its ansible_host). Settings come from
+the JSON local facts the roles leave on the hosts (/etc/ansible/facts.d/<role>.fact), secrets from
+the inventory.
 """
 
 from __future__ import annotations
@@ -12,8 +15,17 @@ from typing import Any
 
 import pytest
 import testinfra
-import yaml
-from cluster_support import REPO, Tier, address, get_host, group_hosts, host_vars, lab_inventory
+from cluster_support import (
+    GROUP_ROLES,
+    FactReader,
+    Tier,
+    address,
+    get_host,
+    group_hosts,
+    host_fact,
+    lab_inventory,
+    rendered,
+)
 
 GROUP_FIXTURES = {
     "db_host": "db",
@@ -21,33 +33,7 @@ GROUP_FIXTURES = {
     "storage_host": "storage",
     "was_host": "was",
     "lb_host": "lb",
-}
-
-# Variables the checks need, and the role whose default applies when the inventory is silent.
-SETTINGS = {
-    "mariadb_port": "mariadb",
-    "mariadb_database": "mariadb",
-    "mariadb_app_user": "mariadb",
-    "mariadb_app_password": "mariadb",
-    "mariadb_app_privileges": "mariadb",
-    "mariadb_firewall_enabled": "mariadb",
-    "redis_port": "redis",
-    "redis_app_user": "redis",
-    "redis_app_password": "redis",
-    "redis_app_key_pattern": "redis",
-    "redis_maxmemory_policy": "redis",
-    "redis_appendonly": "redis",
-    "redis_firewall_enabled": "redis",
-    "object_storage_s3_port": "object_storage",
-    "object_storage_bucket": "object_storage",
-    "object_storage_access_key": "object_storage",
-    "object_storage_secret_key": "object_storage",
-    "object_storage_master_port": "object_storage",
-    "object_storage_volume_port": "object_storage",
-    "object_storage_filer_port": "object_storage",
-    "object_storage_user": "object_storage",
-    "object_storage_firewall_enabled": "object_storage",
-    "firewall_enabled": "firewall",
+    "any_host": "all",
 }
 
 
@@ -64,12 +50,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             metafunc.parametrize(fixture, names, ids=names, indirect=True)
 
 
-def _host(request: pytest.FixtureRequest) -> testinfra.host.Host:
-    inventory = selected_inventory(request.config)
-    host = get_host(inventory, request.param)
-    # Tests compare against the host's own address (grants, CURRENT_USER(), refusals).
-    host.address = address(inventory, request.param)  # type: ignore[attr-defined]
+def inventory_host(inventory: Path, name: str) -> testinfra.host.Host:
+    """The testinfra host of an inventory name, with its `inventory_name` and `address`."""
+    host = get_host(inventory, name)
+    host.inventory_name = name  # type: ignore[attr-defined]
+    # Tests compare against the host's own address (grants, CURRENT_USER(), listening sockets).
+    host.address = address(inventory, name)  # type: ignore[attr-defined]
     return host
+
+
+def _host(request: pytest.FixtureRequest) -> testinfra.host.Host:
+    return inventory_host(selected_inventory(request.config), request.param)
 
 
 @pytest.fixture
@@ -97,37 +88,79 @@ def lb_host(request: pytest.FixtureRequest) -> testinfra.host.Host:
     return _host(request)
 
 
-@functools.cache
-def role_defaults(role: str) -> dict[str, Any]:
-    return yaml.safe_load((REPO / "roles" / role / "defaults" / "main.yml").read_text()) or {}
-
-
-def _tier(inventory: Path, group: str, role: str) -> Tier:
-    name = group_hosts(inventory, group)[0]
-    rendered = host_vars(inventory, tuple(SETTINGS))[name]
-    settings: dict[str, Any] = {}
-    for key, owner in SETTINGS.items():
-        value = rendered.get(key)
-        settings[key] = value if value is not None else role_defaults(owner).get(key)
-    # Role toggles default to firewall_enabled; a role's own toggle wins when the inventory sets it.
-    own = rendered.get(f"{role}_firewall_enabled")
-    settings["firewall_enabled"] = own if own is not None else settings["firewall_enabled"]
-    return Tier(name, address(inventory, name), settings)
+@pytest.fixture
+def any_host(request: pytest.FixtureRequest) -> testinfra.host.Host:
+    return _host(request)
 
 
 @pytest.fixture(scope="session")
-def db(inventory: Path) -> Tier:
-    return _tier(inventory, "db", "mariadb")
+def read_fact(inventory: Path) -> FactReader:
+    """host_fact by inventory name, read once per session: these tests change no role's settings."""
+
+    @functools.cache
+    def read(name: str, fact: str) -> dict[str, Any]:
+        return host_fact(get_host(inventory, name), fact)
+
+    return read
+
+
+@pytest.fixture
+def lb_fact(lb_host: testinfra.host.Host, read_fact: FactReader) -> dict[str, Any]:
+    return read_fact(lb_host.inventory_name, "apache_lb")
+
+
+@pytest.fixture
+def was_fact(was_host: testinfra.host.Host, read_fact: FactReader) -> dict[str, Any]:
+    return read_fact(was_host.inventory_name, "django_was")
+
+
+@pytest.fixture
+def db_fact(db_host: testinfra.host.Host, read_fact: FactReader) -> dict[str, Any]:
+    return read_fact(db_host.inventory_name, "mariadb")
+
+
+@pytest.fixture
+def redis_fact(redis_host: testinfra.host.Host, read_fact: FactReader) -> dict[str, Any]:
+    return read_fact(redis_host.inventory_name, "redis")
+
+
+@pytest.fixture
+def storage_fact(storage_host: testinfra.host.Host, read_fact: FactReader) -> dict[str, Any]:
+    return read_fact(storage_host.inventory_name, "object_storage")
+
+
+@pytest.fixture
+def firewall_fact(any_host: testinfra.host.Host, read_fact: FactReader) -> dict[str, Any]:
+    return read_fact(any_host.inventory_name, "firewall")
+
+
+def _tier(inventory: Path, read_fact: FactReader, group: str) -> Tier:
+    """The first host of a data-tier group as its clients see it."""
+    hosts = group_hosts(inventory, group)
+    assert hosts, f"the inventory {inventory} has no host in group {group}"
+    name = hosts[0]
+    return Tier(
+        name=name,
+        address=address(inventory, name),
+        fact=read_fact(name, GROUP_ROLES[group]),
+        secrets=rendered(inventory, name),
+        firewall=bool(read_fact(name, "firewall")["enabled"]),
+    )
 
 
 @pytest.fixture(scope="session")
-def redis(inventory: Path) -> Tier:
-    return _tier(inventory, "redis", "redis")
+def db(inventory: Path, read_fact: FactReader) -> Tier:
+    return _tier(inventory, read_fact, "db")
 
 
 @pytest.fixture(scope="session")
-def storage(inventory: Path) -> Tier:
-    return _tier(inventory, "storage", "object_storage")
+def redis(inventory: Path, read_fact: FactReader) -> Tier:
+    return _tier(inventory, read_fact, "redis")
+
+
+@pytest.fixture(scope="session")
+def storage(inventory: Path, read_fact: FactReader) -> Tier:
+    return _tier(inventory, read_fact, "storage")
 
 
 @pytest.fixture(scope="session")

@@ -4,79 +4,90 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
-import pytest
-from cluster_support import address, group_hosts, host_vars
+from cluster_support import FactReader, address, group_hosts, route
 from testinfra.host import Host
 
-SITE = "/etc/apache2/sites-enabled/cluster.conf"
-MODULES = [
-    "proxy",
-    "proxy_http",
-    "proxy_balancer",
-    "lbmethod_byrequests",
-    "headers",
-    "proxy_hcheck",
-    "status",
-    "slotmem_shm",
-]
-MEMBER = re.compile(r'^\s*BalancerMember\s+"?http://([^:/"\s]+):\d+"?\s.*?\broute=(\S+)', re.M)
+MEMBER = re.compile(r'^\s*BalancerMember\s+"?http://([^:/"\s]+):(\d+)"?\s.*?\broute=(\S+)', re.M)
 
 
-def was_members(inventory: Path) -> set[tuple[str, str]]:
-    """(address, route) of every host of group was, as the inventory says."""
-    routes = host_vars(inventory, ("django_was_route",))
+def was_members(inventory: Path, read_fact: FactReader) -> set[tuple[str, int, str]]:
+    """(address, port, route) of every host of group was: the inventory and the WAS's own fact."""
     return {
-        (address(inventory, h), str(routes[h]["django_was_route"] or h))
+        (address(inventory, h), int(read_fact(h, "django_was")["port"]), route(inventory, h))
         for h in group_hosts(inventory, "was")
     }
 
 
-def lb_address(inventory: Path) -> str:
-    return address(inventory, group_hosts(inventory, "lb")[0])
+def lb_url(inventory: Path, read_fact: FactReader, path: str) -> str:
+    """A URL of the first balancer, as any client reaches it."""
+    name = group_hosts(inventory, "lb")[0]
+    return f"http://{address(inventory, name)}:{read_fact(name, 'apache_lb')['http_port']}{path}"
 
 
-def manager_status(client: Host, lb: str) -> str:
-    return client.check_output(
-        "curl -s -o /dev/null -w '%%{http_code}' http://%s/balancer-manager", lb
-    )
+def status_code(client: Host, url: str) -> str:
+    return client.check_output("curl -s -o /dev/null -w '%%{http_code}' %s", url)
 
 
-def test_apache_is_running_and_enabled(lb_host: Host) -> None:
-    apache = lb_host.service("apache2")
+def test_apache_is_running_and_enabled(lb_host: Host, lb_fact: dict[str, Any]) -> None:
+    apache = lb_host.service(lb_fact["service"])
     assert apache.is_running
     assert apache.is_enabled
 
 
-def test_the_members_are_exactly_the_was_group(inventory: Path, lb_host: Host) -> None:
-    found = MEMBER.findall(lb_host.file(SITE).content_string)
+def test_the_site_is_enabled(lb_host: Host, lb_fact: dict[str, Any]) -> None:
+    site = Path(lb_fact["site_file"]).stem
+    assert lb_host.run("a2query -s %s", site).rc == 0, f"{site} is not enabled"
+
+
+def test_the_members_are_exactly_the_was_group(
+    inventory: Path, read_fact: FactReader, lb_host: Host, lb_fact: dict[str, Any]
+) -> None:
+    found = MEMBER.findall(lb_host.file(lb_fact["site_file"]).content_string)
     assert len(found) == len(set(found)), f"a member is listed twice: {found}"
-    assert set(found) == was_members(inventory)
+    members = {(member, int(port), member_route) for member, port, member_route in found}
+    assert members == was_members(inventory, read_fact)
 
 
-@pytest.mark.parametrize("module", MODULES)
-def test_the_module_is_loaded(lb_host: Host, module: str) -> None:
-    loaded = lb_host.check_output("apache2ctl -M")
-    assert re.search(rf"^\s*{module}_module\b", loaded, re.M)
+def test_the_fact_lists_the_same_members(
+    inventory: Path, read_fact: FactReader, lb_fact: dict[str, Any]
+) -> None:
+    """Other tests take routes and ports from this fact: it must tell the truth."""
+    listed = {(m["address"], int(m["port"]), m["route"]) for m in lb_fact["members"]}
+    assert listed == was_members(inventory, read_fact)
+    assert {m["name"] for m in lb_fact["members"]} == set(group_hosts(inventory, "was"))
+
+
+def test_the_modules_are_loaded(lb_host: Host, lb_fact: dict[str, Any]) -> None:
+    loaded = set(re.findall(r"^\s*(\w+)_module\b", lb_host.check_output("apache2ctl -M"), re.M))
+    assert lb_fact["modules"], "the fact lists the modules the balancer needs"
+    assert set(lb_fact["modules"]) - loaded == set()
 
 
 def test_the_default_site_is_disabled(lb_host: Host) -> None:
-    assert not lb_host.file("/etc/apache2/sites-enabled/000-default.conf").exists
+    assert lb_host.run("a2query -s 000-default").rc != 0
 
 
-def test_every_member_passes_its_health_check(inventory: Path, lb_host: Host) -> None:
-    page = lb_host.check_output("curl -sf http://127.0.0.1/balancer-manager")
-    for member, _route in was_members(inventory):
-        row = re.search(rf"http://{re.escape(member)}:\d+</a>(.*?)</tr>", page, re.S)
-        assert row, f"{member} is not a member"
-        assert "Init Ok" in row.group(1), f"{member}: {row.group(1)}"
+def test_every_member_passes_its_health_check(lb_host: Host, lb_fact: dict[str, Any]) -> None:
+    page = lb_host.check_output(
+        "curl -sf http://127.0.0.1:%s%s", str(lb_fact["http_port"]), lb_fact["manager_path"]
+    )
+    for member in lb_fact["members"]:
+        row = re.search(rf"http://{re.escape(member['address'])}:\d+</a>(.*?)</tr>", page, re.S)
+        assert row, f"{member['name']} is not a member"
+        assert "Init Ok" in row.group(1), f"{member['name']}: {row.group(1)}"
 
 
-def test_the_balancer_manager_answers_the_balancer_itself(inventory: Path, lb_host: Host) -> None:
-    assert manager_status(lb_host, lb_address(inventory)) == "200"
+def test_the_balancer_manager_answers_the_balancer_itself(
+    inventory: Path, read_fact: FactReader, lb_host: Host, lb_fact: dict[str, Any]
+) -> None:
+    assert status_code(lb_host, lb_url(inventory, read_fact, lb_fact["manager_path"])) == "200"
 
 
 def test_the_balancer_manager_is_refused_to_an_application_server(
-    inventory: Path, was_host: Host
+    inventory: Path, read_fact: FactReader, was_host: Host
 ) -> None:
-    assert manager_status(was_host, lb_address(inventory)) == "403"
+    name = group_hosts(inventory, "lb")[0]
+    manager = read_fact(name, "apache_lb")["manager_path"]
+    assert status_code(was_host, lb_url(inventory, read_fact, manager)) == "403"

@@ -2,118 +2,108 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from cluster_support import REPO, host_vars, inventory_data, probe
+from cluster_support import CLOSED, FactReader, get_host, group_hosts, probe, probe_closed
 from testinfra.host import Host
 
-SETTINGS = (
-    "django_was_port",
-    "django_was_service",
-    "django_was_user",
-    "django_was_config_dir",
-    "django_was_firewall_enabled",
-    "firewall_enabled",
-)
-HEALTHZ = "GET /healthz HTTP/1.0\r\n\r\n"
+
+def gunicorn_url(was_host: Host, was_fact: dict[str, Any], path: str) -> str:
+    return f"http://{was_host.address}:{was_fact['port']}{path}"
 
 
-@functools.cache
-def defaults() -> dict[str, Any]:
-    return yaml.safe_load((REPO / "roles/django_was/defaults/main.yml").read_text())
-
-
-def name_and_address(inventory: Path, host: Host) -> tuple[str, str]:
-    """The inventory name and private address of a host (get_host connects by address)."""
-    hostvars = inventory_data(inventory)["_meta"]["hostvars"]
-    target = host.backend.get_hostname()
-    for name, hv in hostvars.items():
-        if target in (name, str(hv.get("ansible_host"))):
-            return name, str(hv["ansible_host"])
-    raise AssertionError(f"{target} is not in {inventory}")
-
-
-def setting(inventory: Path, host: Host, key: str) -> Any:
-    name, _ = name_and_address(inventory, host)
-    value = host_vars(inventory, SETTINGS)[name].get(key)
-    return defaults()[key] if value is None else value
-
-
-def test_gunicorn_is_running_and_enabled(inventory: Path, was_host: Host) -> None:
-    service = was_host.service(setting(inventory, was_host, "django_was_service"))
+def test_gunicorn_is_running_and_enabled(was_host: Host, was_fact: dict[str, Any]) -> None:
+    service = was_host.service(was_fact["service"])
     assert service.is_running
     assert service.is_enabled
 
 
-def test_gunicorn_listens_on_the_private_address_only(inventory: Path, was_host: Host) -> None:
-    _, address = name_and_address(inventory, was_host)
-    port = f":{setting(inventory, was_host, 'django_was_port')}"
+def test_gunicorn_binds_the_inventory_address(was_host: Host, was_fact: dict[str, Any]) -> None:
+    assert was_fact["bind_address"] == was_host.address
+
+
+def test_gunicorn_listens_on_the_private_address_only(
+    was_host: Host, was_fact: dict[str, Any]
+) -> None:
+    port = f":{was_fact['port']}"
     listening = {s for s in was_host.socket.get_listening_sockets() if s.endswith(port)}
-    assert listening == {f"tcp://{address}{port}"}
+    assert listening == {f"tcp://{was_host.address}{port}"}
 
 
-def test_gunicorn_runs_as_the_service_user(inventory: Path, was_host: Host) -> None:
+def test_gunicorn_runs_as_the_service_user(was_host: Host, was_fact: dict[str, Any]) -> None:
     processes = was_host.process.filter(comm="gunicorn")
     assert len(processes) >= 2, "a master and at least one worker"
-    assert {p.user for p in processes} == {setting(inventory, was_host, "django_was_user")}
+    assert {p.user for p in processes} == {was_fact["user"]}
 
 
 def test_the_environment_file_is_readable_by_the_service_group_only(
-    inventory: Path, was_host: Host
+    was_host: Host, was_fact: dict[str, Any]
 ) -> None:
-    env = was_host.file(f"{setting(inventory, was_host, 'django_was_config_dir')}/app.env")
-    group = setting(inventory, was_host, "django_was_user")
-    assert (env.user, env.group, env.mode) == ("root", group, 0o640)
+    env = was_host.file(was_fact["env_file"])
+    assert (env.user, env.group, env.mode) == ("root", was_fact["group"], 0o640)
 
 
-def test_the_service_user_cannot_change_the_code(inventory: Path, was_host: Host) -> None:
-    user = setting(inventory, was_host, "django_was_user")
-    manage = was_host.file("/opt/app/current/manage.py")
+def test_the_current_release_is_the_reported_one(was_host: Host, was_fact: dict[str, Any]) -> None:
+    current = was_host.file(was_fact["current"])
+    assert current.is_symlink
+    assert Path(current.linked_to).name == was_fact["release"]
+
+
+def test_the_service_user_cannot_change_the_code(was_host: Host, was_fact: dict[str, Any]) -> None:
+    manage = was_host.file(f"{was_fact['current']}/manage.py")
     assert manage.is_file
-    assert was_host.run("runuser -u %s -- test -w %s", user, manage.path).rc != 0
+    assert was_host.run("runuser -u %s -- test -w %s", was_fact["user"], manage.path).rc != 0
 
 
-def test_the_server_is_ready(inventory: Path, was_host: Host) -> None:
-    _, address = name_and_address(inventory, was_host)
-    port = str(setting(inventory, was_host, "django_was_port"))
-    body = was_host.check_output("curl -sf http://%s:%s/readyz", address, port)
+def test_the_manage_wrapper_runs_django(was_host: Host, was_fact: dict[str, Any]) -> None:
+    result = was_host.run("%s check", was_fact["manage"])
+    assert result.rc == 0, result.stderr
+
+
+def test_the_server_is_ready(was_host: Host, was_fact: dict[str, Any]) -> None:
+    body = was_host.check_output("curl -sf %s", gunicorn_url(was_host, was_fact, "/readyz"))
     assert json.loads(body) == {
         "status": "ok",
         "checks": {"database": "ok", "cache": "ok", "storage": "ok"},
     }
 
 
-def test_responses_name_the_server(inventory: Path, was_host: Host) -> None:
-    _, address = name_and_address(inventory, was_host)
-    port = str(setting(inventory, was_host, "django_was_port"))
+def test_responses_name_the_server(was_host: Host, was_fact: dict[str, Any]) -> None:
     headers = was_host.check_output(
-        "curl -sf -o /dev/null -D - http://%s:%s/healthz", address, port
+        "curl -sf -o /dev/null -D - %s", gunicorn_url(was_host, was_fact, "/healthz")
     )
     fields = (line.partition(":") for line in headers.splitlines())
     served_by = [value.strip() for key, _, value in fields if key.lower() == "x-served-by"]
     assert served_by == [was_host.check_output("hostname")]
 
 
-def test_the_balancer_reaches_gunicorn(inventory: Path, was_host: Host, lb_host: Host) -> None:
-    _, address = name_and_address(inventory, was_host)
-    port = int(setting(inventory, was_host, "django_was_port"))
-    assert probe(lb_host, address, port, HEALTHZ).startswith("connected: HTTP/1.0 200")
-
-
-def test_other_hosts_are_refused_by_the_firewall(
-    inventory: Path, was_host: Host, db_host: Host
+def test_the_balancer_reaches_the_health_check(
+    was_host: Host, was_fact: dict[str, Any], lb_host: Host, lb_fact: dict[str, Any]
 ) -> None:
-    name, address = name_and_address(inventory, was_host)
-    rendered = host_vars(inventory, SETTINGS)[name]
-    enabled = rendered["django_was_firewall_enabled"]
-    if enabled is None:
-        enabled = rendered["firewall_enabled"] is not False
-    if not enabled:
-        pytest.skip("the inventory turns the firewall off")
-    port = int(setting(inventory, was_host, "django_was_port"))
-    assert probe(db_host, address, port, HEALTHZ) == "refused"
+    request = f"GET {lb_fact['health_path']} HTTP/1.0\r\n\r\n"
+    answer = probe(lb_host, was_host.address, was_fact["port"], request)
+    assert answer.startswith("connected: HTTP/1.0 200"), answer
+
+
+def test_a_data_host_cannot_reach_gunicorn(
+    was_host: Host, was_fact: dict[str, Any], db_host: Host, read_fact: FactReader
+) -> None:
+    if not read_fact(was_host.inventory_name, "firewall")["enabled"]:
+        pytest.skip("the firewall is disabled on this host (firewall.fact)")
+    answer = probe_closed(db_host, was_host.address, was_fact["port"])
+    assert answer in CLOSED, answer
+
+
+def test_another_was_cannot_reach_gunicorn(
+    inventory: Path, was_host: Host, was_fact: dict[str, Any], read_fact: FactReader
+) -> None:
+    others = [h for h in group_hosts(inventory, "was") if h != was_host.inventory_name]
+    if not others:
+        pytest.skip("a single WAS: no other to try from")
+    if not read_fact(was_host.inventory_name, "firewall")["enabled"]:
+        pytest.skip("the firewall is disabled on this host (firewall.fact)")
+    answer = probe_closed(get_host(inventory, others[0]), was_host.address, was_fact["port"])
+    assert answer in CLOSED, answer

@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from cluster_support import Tier, probe
+from cluster_support import CLOSED, Tier, is_loopback, listening_sockets, probe_closed
 from testinfra.host import Host
 
 SIGV4 = "aws:amz:us-east-1:s3"
 
 
 def s3_url(storage: Tier, key: str = "") -> str:
-    url = f"http://{storage.address}:{storage['object_storage_s3_port']}/"
-    return url + f"{storage['object_storage_bucket']}/{key}" if key is not None else url
+    return f"http://{storage.address}:{storage['s3_port']}/{storage['bucket']}/{key}"
 
 
-def curl(host: Host, *args: str, signed: Tier | None = None):
+def curl(host: Host, *args: str, signed: Tier | None = None) -> tuple[int, str]:
     """curl printing the body, then the status code on its own last line."""
     auth: list[str] = []
     if signed is not None:
-        keys = f"{signed['object_storage_access_key']}:{signed['object_storage_secret_key']}"
+        keys = ":".join(
+            signed.secrets[k] for k in ("cluster_s3_access_key", "cluster_s3_secret_key")
+        )
         auth = ["--aws-sigv4", SIGV4, "--user", keys]
     result = host.run(
         "curl -sS --max-time 20 -w '\\n%%{http_code}' "
@@ -34,7 +38,7 @@ def curl(host: Host, *args: str, signed: Tier | None = None):
 
 
 @pytest.fixture
-def stored_object(was_host: Host, storage: Tier):
+def stored_object(was_host: Host, storage: Tier) -> Iterator[tuple[str, str]]:
     """An object the app wrote from this WAS: (key, content); deleted afterwards."""
     key = f"media/infra-tests/{uuid.uuid4().hex}.txt"
     content = f"written by {was_host.address}"
@@ -46,53 +50,53 @@ def stored_object(was_host: Host, storage: Tier):
     assert code == 204, body
 
 
-def test_seaweedfs_is_running_and_enabled(storage_host: Host) -> None:
-    service = storage_host.service("seaweedfs")
+def test_seaweedfs_is_running_and_enabled(storage_host: Host, storage_fact: dict[str, Any]) -> None:
+    service = storage_host.service(storage_fact["service"])
     assert service.is_running
     assert service.is_enabled
 
 
-def test_seaweedfs_runs_as_its_own_user(storage_host: Host, storage: Tier) -> None:
+def test_seaweedfs_runs_as_its_own_user(storage_host: Host, storage_fact: dict[str, Any]) -> None:
     users = {p.user for p in storage_host.process.filter(comm="weed")}
-    assert users == {storage["object_storage_user"]}
+    assert users == {storage_fact["user"]}
 
 
-def test_only_s3_listens_beyond_loopback(storage_host: Host, storage: Tier) -> None:
-    out = storage_host.check_output("ss -Hltn")
-    weed_ports = {
-        storage["object_storage_master_port"],
-        storage["object_storage_volume_port"],
-        storage["object_storage_filer_port"],
-    }
-    exposed = set()
-    for line in out.splitlines():
-        local = line.split()[3]
-        host, _, port = local.rpartition(":")
-        if host not in ("127.0.0.1", "[::1]") and int(port) in weed_ports | {
-            p + 10000 for p in weed_ports
-        }:
-            exposed.add(local)
-    assert exposed == set()
-    s3 = f"{storage.address}:{storage['object_storage_s3_port']}"
-    assert s3 in {line.split()[3] for line in out.splitlines()}
-
-
-@pytest.mark.parametrize(
-    "port_setting",
-    ["object_storage_master_port", "object_storage_volume_port", "object_storage_filer_port"],
-)
-def test_internal_apis_are_unreachable_from_a_was(
-    was_host: Host, storage: Tier, port_setting: str
+def test_s3_listens_on_the_private_address(
+    storage_host: Host, storage_fact: dict[str, Any]
 ) -> None:
-    assert probe(was_host, storage.address, storage[port_setting]) == "refused"
+    assert (storage_host.address, storage_fact["s3_port"]) in listening_sockets(storage_host)
 
 
-def test_the_app_reads_what_it_wrote(was_host: Host, storage: Tier, stored_object) -> None:
+def test_internal_apis_listen_on_loopback_only(
+    storage_host: Host, storage_fact: dict[str, Any]
+) -> None:
+    # Master, volume server and filer, and the gRPC port (+10000) of each.
+    ports = set(storage_fact["internal_ports"].values())
+    internal = ports | {p + 10000 for p in ports}
+    exposed = {
+        (address, port)
+        for address, port in listening_sockets(storage_host)
+        if port in internal and not is_loopback(address)
+    }
+    assert exposed == set()
+
+
+@pytest.mark.parametrize("api", ["master", "volume", "filer"])
+def test_internal_apis_are_unreachable_from_a_was(was_host: Host, storage: Tier, api: str) -> None:
+    answer = probe_closed(was_host, storage.address, storage["internal_ports"][api])
+    assert answer in CLOSED, answer
+
+
+def test_the_app_reads_what_it_wrote(
+    was_host: Host, storage: Tier, stored_object: tuple[str, str]
+) -> None:
     key, content = stored_object
     assert curl(was_host, s3_url(storage, key), signed=storage) == (200, content)
 
 
-def test_anonymous_clients_read_objects(lb_host: Host, storage: Tier, stored_object) -> None:
+def test_anonymous_clients_read_objects(
+    lb_host: Host, storage: Tier, stored_object: tuple[str, str]
+) -> None:
     key, content = stored_object
     assert curl(lb_host, s3_url(storage, key)) == (200, content)
 
@@ -108,16 +112,16 @@ def test_anonymous_clients_may_not_list(lb_host: Host, storage: Tier) -> None:
     assert code == 403 and "AccessDenied" in body, body
 
 
-def test_anonymous_clients_may_not_delete(lb_host: Host, storage: Tier, stored_object) -> None:
+def test_anonymous_clients_may_not_delete(
+    lb_host: Host, storage: Tier, stored_object: tuple[str, str]
+) -> None:
     key, _ = stored_object
     code, body = curl(lb_host, "-X", "DELETE", s3_url(storage, key))
     assert code == 403 and "AccessDenied" in body, body
 
 
 def test_a_wrong_secret_is_refused(was_host: Host, storage: Tier) -> None:
-    wrong = Tier(
-        storage.name, storage.address, {**storage.settings, "object_storage_secret_key": "x"}
-    )
+    wrong = dataclasses.replace(storage, secrets={**storage.secrets, "cluster_s3_secret_key": "x"})
     code, body = curl(
         was_host, "-X", "PUT", "--data", "x", s3_url(storage, "media/x"), signed=wrong
     )
@@ -125,12 +129,13 @@ def test_a_wrong_secret_is_refused(was_host: Host, storage: Tier) -> None:
 
 
 def test_the_app_is_confined_to_its_bucket(was_host: Host, storage: Tier) -> None:
-    other = f"http://{storage.address}:{storage['object_storage_s3_port']}/infra-tests-other"
+    other = f"http://{storage.address}:{storage['s3_port']}/infra-tests-other"
     code, body = curl(was_host, "-X", "PUT", other, signed=storage)
     assert code == 403 and "AccessDenied" in body, body
 
 
 def test_s3_grpc_is_closed_to_other_hosts_when_firewalled(lb_host: Host, storage: Tier) -> None:
     if not storage.firewall:
-        pytest.skip("firewall_enabled is false: nothing guards the S3 gateway's gRPC port")
-    assert probe(lb_host, storage.address, storage["object_storage_s3_port"] + 10000) == "refused"
+        pytest.skip("the firewall is disabled (firewall.fact): nothing guards the S3 gRPC port")
+    answer = probe_closed(lb_host, storage.address, storage["s3_grpc_port"])
+    assert answer in CLOSED, answer

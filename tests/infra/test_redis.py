@@ -2,53 +2,58 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from cluster_support import Tier, probe
+from cluster_support import CLOSED, Tier, probe_closed
+from testinfra.backend.base import CommandResult
 from testinfra.host import Host
 
 
-def redis_cli(was_host: Host, redis: Tier, *command: str, user: str | None = "app"):
-    """redis-cli from a WAS; user=None connects unauthenticated."""
-    if user is None:
+def redis_cli(
+    was_host: Host, redis: Tier, *command: str, authenticated: bool = True
+) -> CommandResult:
+    """redis-cli from a WAS, as the app's user or (authenticated=False) as nobody."""
+    if not authenticated:
         return was_host.run(
             "redis-cli -h %s -p %s " + " ".join(["%s"] * len(command)),
             redis.address,
-            str(redis["redis_port"]),
+            str(redis["port"]),
             *command,
         )
     return was_host.run(
         "REDISCLI_AUTH=%s redis-cli --no-auth-warning -h %s -p %s --user %s "
         + " ".join(["%s"] * len(command)),
-        redis["redis_app_password"],
+        redis.secrets["cluster_redis_password"],
         redis.address,
-        str(redis["redis_port"]),
-        redis["redis_app_user"],
+        str(redis["port"]),
+        redis["app_user"],
         *command,
     )
 
 
 def app_key(redis: Tier, suffix: str) -> str:
-    return redis["redis_app_key_pattern"].rstrip("*") + suffix
+    return redis["app_key_pattern"].rstrip("*") + suffix
 
 
-def test_redis_is_running_and_enabled(redis_host: Host) -> None:
-    service = redis_host.service("redis-server")
+def test_redis_is_running_and_enabled(redis_host: Host, redis_fact: dict[str, Any]) -> None:
+    service = redis_host.service(redis_fact["service"])
     assert service.is_running
     assert service.is_enabled
 
 
 def test_redis_listens_on_the_private_address_and_loopback_only(
-    redis_host: Host, redis: Tier
+    redis_host: Host, redis_fact: dict[str, Any]
 ) -> None:
-    port = f":{redis['redis_port']}"
+    port = f":{redis_fact['port']}"
     listening = {s for s in redis_host.socket.get_listening_sockets() if s.endswith(port)}
-    allowed = {f"tcp://{a}{port}" for a in (redis.address, "127.0.0.1", "::1")}
-    assert f"tcp://{redis.address}{port}" in listening
+    allowed = {f"tcp://{a}{port}" for a in (redis_host.address, "127.0.0.1", "::1")}
+    assert f"tcp://{redis_host.address}{port}" in listening
     assert listening <= allowed
 
 
 def test_an_unauthenticated_client_is_refused(was_host: Host, redis: Tier) -> None:
-    result = redis_cli(was_host, redis, "PING", user=None)
+    result = redis_cli(was_host, redis, "PING", authenticated=False)
     assert "NOAUTH" in result.stdout + result.stderr
 
 
@@ -56,7 +61,7 @@ def test_the_default_user_is_disabled(was_host: Host, redis: Tier) -> None:
     result = was_host.run(
         "REDISCLI_AUTH=anything redis-cli --no-auth-warning -h %s -p %s --user default PING",
         redis.address,
-        str(redis["redis_port"]),
+        str(redis["port"]),
     )
     assert "WRONGPASS" in result.stdout + result.stderr
 
@@ -97,19 +102,19 @@ def test_memory_is_bounded_with_the_configured_eviction(was_host: Host, redis: T
         if ":" in line
     )
     assert int(info["maxmemory"]) > 0
-    assert info["maxmemory_policy"].strip() == redis["redis_maxmemory_policy"]
+    assert info["maxmemory_policy"].strip() == redis["maxmemory_policy"]
 
 
 def test_data_is_persisted(was_host: Host, redis: Tier) -> None:
     info = redis_cli(was_host, redis, "INFO", "persistence").stdout
-    expected = "1" if redis["redis_appendonly"] else "0"
+    expected = "1" if redis["appendonly"] else "0"
     assert f"aof_enabled:{expected}" in info
 
 
 def test_the_balancer_cannot_use_redis(lb_host: Host, redis: Tier) -> None:
-    answer = probe(lb_host, redis.address, redis["redis_port"], send="PING\r\n")
+    answer = probe_closed(lb_host, redis.address, redis["port"], send="PING\r\n")
     if redis.firewall:
-        assert answer == "refused"
+        assert answer in CLOSED, answer
     else:
         # Reachable, but nothing works without a password.
         assert answer.startswith("connected: -NOAUTH"), answer

@@ -1,0 +1,615 @@
+"""The inventory checks of roles/validate_inventory refuse a broken inventory with a message that
+names the variable, the host and the file to fix, and accept a good one.
+
+The contract and the wiring are the real files; host variables are plain dicts, as Ansible's
+hostvars would render them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+PLUGIN = REPO / "roles/validate_inventory/filter_plugins/inventory_checks.py"
+CONTRACT: dict[str, Any] = yaml.safe_load((REPO / "roles/cluster/defaults/main.yml").read_text())
+WIRING: dict[str, Any] = yaml.safe_load((REPO / "playbooks/vars/wiring.yml").read_text())
+
+ADDRESSES = {
+    "lb1": "10.77.0.10",
+    "was1": "10.77.0.11",
+    "was2": "10.77.0.12",
+    "db1": "10.77.0.21",
+    "redis1": "10.77.0.31",
+    "store1": "10.77.0.41",
+}
+GROUPS = {
+    "all": list(ADDRESSES),
+    "ungrouped": [],
+    "lb": ["lb1"],
+    "was": ["was1", "was2"],
+    "db": ["db1"],
+    "redis": ["redis1"],
+    "storage": ["store1"],
+}
+PLACEHOLDER = CONTRACT["cluster_placeholder"]
+
+
+def load_plugin() -> ModuleType:
+    """The plugin module, by path: roles/ is not a package."""
+    spec = importlib.util.spec_from_file_location("inventory_checks", PLUGIN)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+checks = load_plugin()
+
+
+def good_secret(name: str) -> str:
+    """A value that passes: long enough for the contract, no placeholder."""
+    length = CONTRACT["cluster_secrets"][name]["min_length"]
+    return ("s3cr3t" + name).ljust(length + 8, "x")
+
+
+def good_hostvars() -> dict[str, dict[str, Any]]:
+    """A valid inventory: what group_vars/all and hosts.yml give each host."""
+    common = {
+        "cluster_public_names": ["photos.example.com"],
+        "firewall_admin_networks": ["192.0.2.0/24"],
+        **{name: good_secret(name) for name in CONTRACT["cluster_secrets"]},
+    }
+    return {host: {"ansible_host": ip, **common} for host, ip in ADDRESSES.items()}
+
+
+def problems(
+    hostvars: dict[str, Any],
+    tmp_path: Path,
+    groups: dict[str, list[str]] | None = None,
+) -> list[str]:
+    inventory = tmp_path / "inventory"
+    inventory.mkdir(exist_ok=True)
+    (inventory / "hosts.yml").touch()
+    return checks.inventory_problems(
+        hostvars, groups or GROUPS, CONTRACT, WIRING, str(inventory), str(tmp_path)
+    )
+
+
+def the_problem(found: list[str], *words: str) -> str:
+    """The one problem found, after checking that it mentions every word."""
+    assert len(found) == 1, found
+    for word in words:
+        assert word in found[0], found[0]
+    return found[0]
+
+
+# --- A good inventory -----------------------------------------------------------------------------
+
+
+def test_good_inventory_has_no_problems(tmp_path: Path) -> None:
+    assert problems(good_hostvars(), tmp_path) == []
+
+
+def test_lab_style_inventory_without_https_needs_no_public_names(tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    for variables in hostvars.values():
+        variables.update(cluster_https=False, cluster_public_names=[])
+    assert problems(hostvars, tmp_path) == []
+
+
+def test_filter_is_exposed_under_its_names() -> None:
+    filters = checks.FilterModule().filters()
+    assert filters["cluster_inventory_problems"] is checks.inventory_problems
+    assert filters["validate_inventory_problems"] is checks.inventory_problems
+
+
+def test_report_numbers_every_problem() -> None:
+    report = checks.problem_report(["first is wrong", "second is wrong"])
+    assert report.splitlines() == [
+        "The inventory has 2 problem(s); no host has been changed:",
+        "1. first is wrong",
+        "2. second is wrong",
+    ]
+
+
+# --- Groups ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "text"),
+    [(1, None, "at least 1"), (1, 1, "exactly 1"), (1, 3, "between 1 and 3")],
+)
+def test_group_sizes_are_said_in_words(low: int, high: int | None, text: str) -> None:
+    assert checks.size_text(low, high) == text
+
+
+@pytest.mark.parametrize(
+    ("group", "members", "needs"),
+    [
+        ("db", [], "has 0 host(s) (none) but needs exactly 1"),
+        ("db", ["db1", "db2"], "has 2 host(s) (db1, db2) but needs exactly 1"),
+        ("lb", [], "has 0 host(s) (none) but needs at least 1"),
+        ("redis", ["redis1", "redis2"], "needs exactly 1"),
+    ],
+)
+def test_group_of_a_size_the_contract_refuses(
+    group: str, members: list[str], needs: str, tmp_path: Path
+) -> None:
+    hostvars = good_hostvars()
+    for n, host in enumerate(h for h in members if h not in hostvars):
+        hostvars[host] = {**hostvars["db1"], "ansible_host": f"10.77.0.{100 + n}"}
+    groups = {**GROUPS, group: members}
+    groups["all"] = [h for h in GROUPS["all"] if h not in GROUPS[group]] + members
+    the_problem(
+        problems(hostvars, tmp_path, groups),
+        f"Group '{group}'",
+        needs,
+        f"Fix the '{group}' group in inventory/hosts.yml",
+    )
+
+
+def test_group_too_large_for_an_inventory_override_of_the_sizes(tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    sizes = {**CONTRACT["cluster_group_sizes"], "was": {"min": 1, "max": 1}}
+    for variables in hostvars.values():
+        variables["cluster_group_sizes"] = sizes
+    the_problem(problems(hostvars, tmp_path), "Group 'was' has 2 host(s) (was1, was2)", "exactly 1")
+
+
+# --- Addresses ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("999.1.1.1", "between 0 and 255"),
+        ("10.77.0.011", "write 10.77.0.11"),
+        ("10.77.0", "four numbers"),
+        ("was1.example.com", "a name, not an IP address"),
+        ("fe80::zz", "not a valid IPv6 address"),
+    ],
+)
+def test_address_that_is_not_an_ip_address(value: str, why: str, tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    hostvars["was1"]["ansible_host"] = value
+    the_problem(problems(hostvars, tmp_path), "ansible_host of was1", f"'{value}'", why)
+
+
+@pytest.mark.parametrize("value", ["10.77.0.11", "2001:db8::11", " 10.77.0.11 "])
+def test_ip_addresses_are_accepted(value: str, tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    hostvars["was1"]["ansible_host"] = value
+    assert problems(hostvars, tmp_path) == []
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_host_without_an_address(value: str | None, tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    if value is None:
+        del hostvars["db1"]["ansible_host"]
+    else:
+        hostvars["db1"]["ansible_host"] = value
+    the_problem(problems(hostvars, tmp_path), "These hosts have no ansible_host: db1")
+
+
+def test_two_hosts_on_one_address(tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    hostvars["was2"]["ansible_host"] = hostvars["was1"]["ansible_host"]
+    the_problem(
+        problems(hostvars, tmp_path), "These hosts share an address: was1, was2 (10.77.0.11)"
+    )
+
+
+# --- Balancer routes ------------------------------------------------------------------------------
+
+
+def test_two_application_servers_on_one_route(tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    hostvars["was1"]["cluster_route"] = hostvars["was2"]["cluster_route"] = "same"
+    the_problem(
+        problems(hostvars, tmp_path),
+        "These application servers share a balancer route: was1, was2 (route 'same')",
+        "cluster_route",
+    )
+
+
+def test_a_route_defaults_to_the_host_name(tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    hostvars["was1"]["cluster_route"] = "was2"
+    the_problem(problems(hostvars, tmp_path), "was1, was2 (route 'was2')")
+
+
+@pytest.mark.parametrize("route", ["was.1", "was 1", "was/1", ""])
+def test_route_that_is_not_cookie_safe(route: str, tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    hostvars["was1"]["cluster_route"] = route
+    the_problem(
+        problems(hostvars, tmp_path), "letters, digits", f"was1 (route '{route}')", "cluster_route"
+    )
+
+
+# --- Names the wiring sets ------------------------------------------------------------------------
+
+
+def test_was_port_in_the_inventory_is_refused_naming_the_contract_port(tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    hostvars["was1"]["django_was_port"] = 8001
+    message = the_problem(
+        problems(hostvars, tmp_path),
+        "django_was_port is set in",
+        "was1: 8001",
+        "cluster_was_port (= 8000)",
+        "apache_lb_member_port",
+        "Remove django_was_port and set cluster_was_port instead",
+    )
+    assert "wiring.yml" in message
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "source", "also"),
+    [
+        ("mariadb_port", 3307, "cluster_db_port", "django_was_db_port"),
+        ("apache_lb_server_name", "www.example.com", "cluster_public_names", "django_was"),
+        ("firewall_owners", ["mariadb"], "cluster_group_roles", ""),
+    ],
+)
+def test_wired_names_in_the_inventory_are_refused(
+    name: str, value: Any, source: str, also: str, tmp_path: Path
+) -> None:
+    hostvars = good_hostvars()
+    hostvars["db1"][name] = value
+    the_problem(problems(hostvars, tmp_path), f"{name} is set in", f"set {source} instead", also)
+
+
+def test_a_wired_secret_is_refused_without_showing_it(tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    hostvars["was1"]["django_was_secret_key"] = "a-secret-that-must-not-be-shown-anywhere-at-all-ok"
+    message = the_problem(problems(hostvars, tmp_path), "set django_secret_key instead")
+    assert "must-not-be-shown" not in message
+
+
+@pytest.mark.parametrize(
+    ("template", "sources"),
+    [
+        ("{{ cluster_was_port }}", ["cluster_was_port"]),
+        ("{{ cluster_clients.gunicorn }}", ["cluster_clients"]),
+        ("{{ (cluster_public_names + [inventory_hostname]) | first }}", ["cluster_public_names"]),
+        (
+            "{{ cluster_s3_endpoint }}/{{ cluster_bucket }}",
+            ["cluster_s3_endpoint", "cluster_bucket"],
+        ),
+        (WIRING["firewall_owners"], ["cluster_group_roles"]),
+        ("{{ django_secret_key }}", ["django_secret_key"]),
+    ],
+)
+def test_wiring_sources_are_read_from_the_template(template: str, sources: list[str]) -> None:
+    assert checks.wired_sources(template) == sources
+
+
+# --- Secrets --------------------------------------------------------------------------------------
+
+
+SECRETS: dict[str, dict[str, Any]] = CONTRACT["cluster_secrets"]
+
+
+def first_host_needing(name: str) -> str:
+    """The first host, in inventory order, of a group that needs secret `name`."""
+    groups = SECRETS[name]["groups"]
+    return next(h for h in GROUPS["all"] if any(h in GROUPS[g] for g in groups))
+
+
+def set_everywhere(hostvars: dict[str, dict[str, Any]], name: str, value: Any) -> None:
+    for variables in hostvars.values():
+        variables[name] = value
+
+
+@pytest.mark.parametrize("name", sorted(SECRETS))
+def test_placeholder_secret_is_refused_without_showing_it(name: str, tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    value = PLACEHOLDER + "-unshown-".ljust(SECRETS[name]["min_length"], "x")
+    set_everywhere(hostvars, name, value)
+    message = the_problem(
+        problems(hostvars, tmp_path),
+        f"{name} of {first_host_needing(name)}",
+        f"still holds the placeholder {PLACEHOLDER}",
+    )
+    assert "unshown" not in message
+
+
+@pytest.mark.parametrize("name", sorted(SECRETS))
+def test_short_secret_is_refused_without_showing_it(name: str, tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    length = SECRETS[name]["min_length"]
+    set_everywhere(hostvars, name, "k" * (length - 1))
+    message = the_problem(
+        problems(hostvars, tmp_path),
+        f"{name} of {first_host_needing(name)}",
+        f"has {length - 1} characters but needs at least {length}",
+    )
+    assert "kkkk" not in message
+
+
+def test_sixteen_character_django_secret_key_is_refused(tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    set_everywhere(hostvars, "django_secret_key", "0123456789abcdef")
+    the_problem(
+        problems(hostvars, tmp_path),
+        "django_secret_key of was1 and was2 has 16 characters",
+        f"at least {SECRETS['django_secret_key']['min_length']}",
+    )
+
+
+def test_secret_that_is_not_a_string(tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    set_everywhere(hostvars, "django_admin_password", 1234567890123456789)
+    message = the_problem(
+        problems(hostvars, tmp_path), "django_admin_password", "is of type int, not a string"
+    )
+    assert "1234567890" not in message
+
+
+def test_secret_of_one_host_is_checked_too(tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    hostvars["was2"]["django_secret_key"] = "k" * 16
+    the_problem(problems(hostvars, tmp_path), "django_secret_key of was2 has 16 characters")
+
+
+@pytest.mark.parametrize("name", sorted(SECRETS))
+def test_missing_secret(name: str, tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    for variables in hostvars.values():
+        del variables[name]
+    the_problem(problems(hostvars, tmp_path), f"{name} is not set for {first_host_needing(name)}")
+
+
+class VaultMissing(dict[str, Any]):
+    """A host's variables where `secret` reads an undefined vault variable, as Ansible's do."""
+
+    def __init__(self, variables: dict[str, Any], secret: str) -> None:
+        super().__init__(variables)
+        self.secret = secret
+
+    def __getitem__(self, key: str) -> Any:
+        if key == self.secret:
+            raise RuntimeError(f"'vault_{key}' is undefined")
+        return super().__getitem__(key)
+
+
+def test_secret_from_an_undefined_vault_variable(tmp_path: Path) -> None:
+    hostvars: dict[str, Any] = good_hostvars()
+    for host in GROUPS["was"]:
+        hostvars[host] = VaultMissing(hostvars[host], "django_secret_key")
+    the_problem(
+        problems(hostvars, tmp_path),
+        "django_secret_key of was1 and was2 cannot be read",
+        "vault_django_secret_key is not defined",
+        "group_vars/all/vault.yml, see docs/production.md",
+        "missing, not decrypted",
+    )
+
+
+class UndefinedMarker:
+    """What Ansible 2.19 hands back for an undefined variable: it raises only once used."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def _fail(self, *args: Any) -> Any:
+        raise RuntimeError(f"'{self.name}' is undefined")
+
+    __str__ = __repr__ = __iter__ = __len__ = __bool__ = _fail
+
+
+def test_secret_that_is_an_undefined_marker(tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    for host in GROUPS["was"]:
+        hostvars[host]["django_admin_password"] = UndefinedMarker("vault_django_admin_password")
+    the_problem(
+        problems(hostvars, tmp_path),
+        "django_admin_password of was1 and was2 cannot be read",
+        "vault_django_admin_password is not defined",
+    )
+
+
+# --- Placeholders anywhere ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("django_was_log_level", PLACEHOLDER),
+        ("cluster_proxy_env", {"http_proxy": f"http://{PLACEHOLDER}.example.com:3128"}),
+        ("ca_certificates_files", ["/etc/ok.crt", f"/etc/{PLACEHOLDER}.crt"]),
+    ],
+)
+def test_placeholder_in_any_project_variable(name: str, value: Any, tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    hostvars["lb1"][name] = value
+    the_problem(problems(hostvars, tmp_path), name, "on lb1", f"placeholder {PLACEHOLDER}")
+
+
+def test_placeholder_in_a_secret_like_variable_is_not_shown(tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    hostvars["lb1"]["apache_lb_admin_password"] = PLACEHOLDER + "-do-not-show"
+    message = the_problem(problems(hostvars, tmp_path), "apache_lb_admin_password")
+    assert "do-not-show" not in message
+
+
+def test_placeholder_in_a_variable_of_someone_else_is_ignored(tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    hostvars["lb1"]["motd_text"] = PLACEHOLDER
+    assert problems(hostvars, tmp_path) == []
+
+
+# --- HTTPS ----------------------------------------------------------------------------------------
+
+
+def test_https_without_public_names(tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    for variables in hostvars.values():
+        del variables["cluster_public_names"]
+    the_problem(
+        problems(hostvars, tmp_path),
+        "cluster_https is true but cluster_public_names is empty",
+        "cluster_https: false",
+    )
+
+
+# --- Ports ----------------------------------------------------------------------------------------
+
+
+def test_two_services_of_one_host_on_one_port(tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    for variables in hostvars.values():
+        variables["cluster_db_port"] = 22
+    the_problem(
+        problems(hostvars, tmp_path), "cluster_ssh_port and cluster_db_port are both 22 on db1"
+    )
+
+
+def test_services_of_a_host_in_two_groups_on_one_port(tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    for variables in hostvars.values():
+        variables["cluster_was_port"] = 80
+    groups = {**GROUPS, "was": ["was1", "was2", "lb1"]}
+    the_problem(
+        problems(hostvars, tmp_path, groups),
+        "cluster_http_port and cluster_was_port are both 80 on lb1",
+        "groups lb and was",
+    )
+
+
+@pytest.mark.parametrize("value", [0, 65536, "8000", True, None])
+def test_port_that_is_not_a_port(value: Any, tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    for variables in hostvars.values():
+        variables["cluster_redis_port"] = value
+    the_problem(problems(hostvars, tmp_path), "cluster_redis_port is", "from 1 to 65535")
+
+
+# --- Firewall -------------------------------------------------------------------------------------
+
+FirewallEdit = Callable[[dict[str, Any]], None]
+
+
+@pytest.mark.parametrize(
+    ("edit", "words"),
+    [
+        (lambda v: v.pop("firewall_admin_networks"), ["is empty", "192.0.2.0/24"]),
+        (lambda v: v.update(firewall_admin_networks=[]), ["is empty", "SSH would be closed"]),
+        (lambda v: v.update(firewall_admin_networks=["10.0.0.0/33"]), ["'10.0.0.0/33'"]),
+        (lambda v: v.update(firewall_admin_networks=["office"]), ["'office'", "not a network"]),
+        (lambda v: v.update(firewall_admin_networks="10.0.0.0/8"), ["not a list"]),
+    ],
+    ids=["unset", "empty", "bad-prefix", "name", "string"],
+)
+def test_firewall_that_would_lock_out_ssh(
+    edit: FirewallEdit, words: list[str], tmp_path: Path
+) -> None:
+    hostvars = good_hostvars()
+    for variables in hostvars.values():
+        edit(variables)
+    the_problem(problems(hostvars, tmp_path), "firewall_admin_networks", "on all hosts", *words)
+
+
+def test_no_admin_networks_needed_without_the_firewall(tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    for variables in hostvars.values():
+        variables.update(firewall_enabled=False, firewall_admin_networks=[])
+    assert problems(hostvars, tmp_path) == []
+
+
+# --- The file to fix ------------------------------------------------------------------------------
+
+
+def make_inventory(root: Path) -> Path:
+    """inventory/site: a hosts file, group_vars, a vault, generated credentials."""
+    inventory = root / "inventory" / "site"
+    (inventory / "group_vars" / "was").mkdir(parents=True)
+    (inventory / "group_vars" / "all").mkdir(parents=True)
+    (inventory / "credentials").mkdir()
+    (inventory / "hosts.yml").write_text(
+        "all:\n  hosts:\n    was1:\n      ansible_host: 10.0.0.1\n"
+    )
+    (inventory / "group_vars" / "was" / "django.yml").write_text(
+        "---\n# django_was_threads: 4\ndjango_was_port: 8001\n"
+    )
+    (inventory / "group_vars" / "all" / "vars.yml").write_text(
+        '---\n# django_was_port: 8000\ndjango_secret_key: "{{ vault_django_secret_key }}"\n'
+    )
+    (inventory / "group_vars" / "all" / "vault.yml").write_text(
+        "$ANSIBLE_VAULT;1.1;AES256\ndjango_was_port: 1\n"
+    )
+    (inventory / "credentials" / "django_was_port.txt").write_text("django_was_port: 2\n")
+    return inventory
+
+
+def test_finder_names_the_file_that_sets_a_variable(tmp_path: Path) -> None:
+    inventory = make_inventory(tmp_path)
+    found = checks.find_definitions(str(inventory), "django_was_port", str(tmp_path))
+    assert found == ["inventory/site/group_vars/was/django.yml"]
+
+
+def test_finder_reads_ini_hosts_files(tmp_path: Path) -> None:
+    (tmp_path / "hosts.ini").write_text("[was]\nwas1 ansible_host=10.0.0.1 cluster_route=w1\n")
+    assert checks.find_definitions(str(tmp_path), "cluster_route", str(tmp_path)) == ["hosts.ini"]
+
+
+def test_messages_name_the_file_to_fix(tmp_path: Path) -> None:
+    inventory = make_inventory(tmp_path)
+    hostvars = good_hostvars()
+    hostvars["was1"]["django_was_port"] = 8001
+    found = checks.inventory_problems(
+        hostvars, GROUPS, CONTRACT, WIRING, str(inventory), str(tmp_path)
+    )
+    the_problem(
+        found,
+        "django_was_port is set in inventory/site/group_vars/was/django.yml",
+        "(in inventory/site/group_vars/all/cluster.yml)",
+    )
+
+
+def test_secret_message_points_at_the_vault(tmp_path: Path) -> None:
+    inventory = make_inventory(tmp_path)
+    hostvars = good_hostvars()
+    # As Ansible renders group_vars/all/vars.yml and the vault: the secret and the vault variable
+    # it reads hold the same placeholder, reported once.
+    for variables in hostvars.values():
+        variables["vault_django_secret_key"] = PLACEHOLDER
+    for host in GROUPS["was"]:
+        hostvars[host]["django_secret_key"] = PLACEHOLDER
+    found = checks.inventory_problems(
+        hostvars, GROUPS, CONTRACT, WIRING, str(inventory), str(tmp_path)
+    )
+    the_problem(
+        found,
+        "inventory/site/group_vars/all/vars.yml",
+        "vault_django_secret_key",
+        "ansible-vault edit inventory/site/group_vars/all/vault.yml",
+    )
+
+
+def test_unset_variable_is_suggested_in_group_vars_all(tmp_path: Path) -> None:
+    inventory = make_inventory(tmp_path)
+    hostvars = good_hostvars()
+    for variables in hostvars.values():
+        del variables["django_admin_password"]
+    found = checks.inventory_problems(
+        hostvars, GROUPS, CONTRACT, WIRING, str(inventory), str(tmp_path)
+    )
+    the_problem(found, "inventory/site/group_vars/all/")
+
+
+def test_paths_outside_the_base_directory_stay_absolute(tmp_path: Path) -> None:
+    inventory = make_inventory(tmp_path)
+    found = checks.find_definitions(str(inventory), "django_was_port", str(tmp_path / "elsewhere"))
+    assert found == [str(inventory / "group_vars" / "was" / "django.yml")]

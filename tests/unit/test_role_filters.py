@@ -1,0 +1,71 @@
+"""Filters of the contract and the firewall: addresses, members and rule sources."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def load(path: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(Path(path).stem, REPO / path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+contract = load("roles/cluster/filter_plugins/cluster.py")
+firewall = load("roles/firewall/filter_plugins/firewall.py")
+
+HOSTVARS = {
+    "lb1": {"ansible_host": "10.77.0.10"},
+    "was1": {"ansible_host": "10.77.0.11"},
+    "was2": {"ansible_host": " 10.77.0.12 ", "cluster_route": "b"},
+    "was6": {"ansible_host": "2001:db8::6"},
+}
+GROUPS = {"lb": ["lb1"], "was": ["was1", "was2", "was6"]}
+
+
+def test_members_keep_inventory_order_and_take_routes_from_cluster_route() -> None:
+    assert contract.cluster_members(["was2", "was1"], HOSTVARS) == [
+        {"name": "was2", "address": "10.77.0.12", "route": "b"},
+        {"name": "was1", "address": "10.77.0.11", "route": "was1"},
+    ]
+
+
+def test_addresses_come_from_ansible_host() -> None:
+    assert contract.cluster_addresses(["lb1", "was2"], HOSTVARS) == ["10.77.0.10", "10.77.0.12"]
+
+
+def test_sources_split_groups_into_ipv4_and_ipv6() -> None:
+    rule = {"name": "gunicorn", "port": 8000, "from_groups": ["was", "lb"]}
+    assert firewall.firewall_sources(rule, GROUPS, HOSTVARS) == {
+        "any": False,
+        "v4": ["10.77.0.10", "10.77.0.11", "10.77.0.12"],
+        "v6": ["2001:db8::6"],
+    }
+
+
+def test_any_admits_everyone() -> None:
+    rule = {"name": "http", "port": 80, "from_groups": ["any"]}
+    assert firewall.firewall_sources(rule, GROUPS, HOSTVARS)["any"] is True
+
+
+def test_a_group_the_inventory_lacks_admits_nobody() -> None:
+    rule = {"name": "redis", "port": 6379, "from_groups": ["monitoring"]}
+    assert firewall.firewall_sources(rule, GROUPS, HOSTVARS) == {"any": False, "v4": [], "v6": []}
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"), [(4, ["10.77.0.1/32", "10.0.0.0/8"]), (6, ["2001:db8::/32"])]
+)
+def test_admin_networks_are_normalised_per_version(version: int, expected: list[str]) -> None:
+    networks = ["10.77.0.1", "10.1.2.3/8", "2001:db8::/32"]
+    assert firewall.firewall_networks(networks, version) == expected
