@@ -7,15 +7,13 @@ hostvars would render them.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
+from repo_module import load
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN = REPO / "roles/validate_inventory/filter_plugins/inventory_checks.py"
@@ -42,17 +40,7 @@ GROUPS = {
 PLACEHOLDER = CONTRACT["cluster_placeholder"]
 
 
-def load_plugin() -> ModuleType:
-    """The plugin module, by path: roles/ is not a package."""
-    spec = importlib.util.spec_from_file_location("inventory_checks", PLUGIN)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
-checks = load_plugin()
+checks = load(str(PLUGIN.relative_to(REPO)))
 
 
 def good_secret(name: str) -> str:
