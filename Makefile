@@ -22,7 +22,7 @@ YAML_PATHS := $(wildcard site.yml playbooks roles inventory)
 FILTER_PLUGINS := $(wildcard roles/*/filter_plugins/*.py)
 PY_PATHS := lab tests app bench tools $(FILTER_PLUGINS)
 
-.PHONY: help setup apt venv lab test lint unit lab-test cluster-test down status bench
+.PHONY: help setup apt venv lab test lint unit lab-test cluster-test gcs-test down status bench
 
 help:
 	@echo "make lab    build the lab and converge the cluster (http://localhost:8080)"
@@ -54,9 +54,8 @@ $(VENV)/.installed: $(REQUIREMENTS) pyproject.toml
 lab: setup
 	$(LAB) -i $(INVENTORY) up
 	$(BIN)/ansible-playbook -i $(INVENTORY) site.yml
-	@echo
-	@echo "The cluster is up: http://localhost:8080"
-	@echo "Admin login: http://localhost:8080/admin/  user admin, password" \
+	@url=$$($(LAB) -i $(INVENTORY) url); echo; echo "The cluster is up: $$url"; \
+	echo "Admin login: $$url/admin/  user admin, password" \
 		"$$(cat $(INVENTORY)/credentials/django_admin_password.txt)"
 
 down: venv
@@ -81,15 +80,26 @@ unit: setup
 lab-test: setup
 	$(BIN)/python -m pytest tests/lab -q
 
-# The cluster tests run on the default lab; a lab this target brought up is torn down after.
-cluster-test: setup
-	@if [ -z "$(CLUSTER_TESTS)" ]; then echo "no cluster tests yet"; exit 0; fi; \
-	was_up=$$($(LAB) -i $(INVENTORY) status | grep -c ' running' || true); \
-	$(LAB) -i $(INVENTORY) up && LAB_INVENTORY=$(INVENTORY) \
-		$(BIN)/python -m pytest $(CLUSTER_TESTS) -q; rc=$$?; \
-	if [ "$$was_up" = 0 ]; then $(LAB) -i $(INVENTORY) down; fi; exit $$rc
+# $(call on_lab,INVENTORY,TESTS): bring that lab up, run the tests on it (they converge it once),
+# and tear it down after if this target brought it up.
+define on_lab
+	@was_up=$$($(LAB) -i $(1) status | grep -c ' running' || true); \
+	$(LAB) -i $(1) up && LAB_INVENTORY=$(1) $(BIN)/python -m pytest $(2) -q; rc=$$?; \
+	if [ "$$was_up" = 0 ]; then $(LAB) -i $(1) down; fi; exit $$rc
+endef
 
-test: lint unit lab-test cluster-test
+# Every cluster test, on the default lab (SeaweedFS).
+cluster-test: setup
+	$(call on_lab,$(INVENTORY),$(CLUSTER_TESTS))
+
+# Media and static files in Google Cloud Storage, emulated on a host of its own (inventory/lab-gcs):
+# converge and idempotence, every tier's checks, and the balancer's tests (shared media included).
+GCS_INVENTORY := inventory/lab-gcs
+GCS_TESTS := tests/converge/test_idempotence.py tests/infra tests/e2e/test_balancer.py
+gcs-test: setup
+	$(call on_lab,$(GCS_INVENTORY),$(GCS_TESTS))
+
+test: lint unit lab-test cluster-test gcs-test
 
 # Benchmarks: rebuilds the default lab several times; numbers go to docs/benchmarks.md.
 bench: setup

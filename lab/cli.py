@@ -29,6 +29,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("down", help="power off and remove every host, leaving nothing behind")
     sub.add_parser("prune", help="remove hosts that are no longer in the inventory")
     sub.add_parser("status", help="table of host, address and state")
+    sub.add_parser("url", help="the balancer's URL on this machine (its published HTTP port)")
     for name, text in (
         ("start", "boot a host again with its disk as it was"),
         ("stop", "power a host off cleanly"),

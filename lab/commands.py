@@ -7,7 +7,7 @@ import shutil
 import sys
 import time
 
-from lab import cgroups, network, services, state
+from lab import cgroups, gcs_key, network, services, state
 from lab import host as hosts
 from lab.errors import LabError
 from lab.image import ensure_base_image
@@ -75,6 +75,9 @@ def up(paths: LabPaths, spec: LabSpec) -> None:
     clean_leftovers(paths, spec, keep_running=True)
     base = ensure_base_image(spec.release, say=say)
     ensure_ssh_key(paths)
+    has_emulator = any(gcs_key.EMULATOR_GROUP in h.groups for h in spec.hosts)
+    if has_emulator and gcs_key.ensure_key(paths.gcs_key, spec.name):
+        say(f"service-account key for the GCS emulator: {paths.gcs_key}")
     network.ensure_bridge(spec.bridge, spec.subnet)
     if services.ensure_proxy(paths, spec):
         say(f"proxy for apt and pip listening on {spec.proxy_url}")
@@ -135,6 +138,16 @@ def down(paths: LabPaths, spec: LabSpec) -> None:
     cgroups.remove_lab(spec.name)
     shutil.rmtree(paths.root, ignore_errors=True)
     say(f"lab {spec.name} is down in {time.monotonic() - started:.1f} s; nothing of it is left")
+
+
+def url(paths: LabPaths, spec: LabSpec) -> None:
+    """Where a browser on this machine reaches the balancer: the local port published for 80."""
+    local = next((local for local, remote in spec.publish.items() if remote == 80), None)
+    if local is None:
+        raise LabError(
+            f"lab {spec.name} publishes no HTTP port", "set lab_publish, e.g. {8080: 80}"
+        )
+    say(f"http://localhost:{local}")
 
 
 def status(paths: LabPaths, spec: LabSpec) -> None:

@@ -25,6 +25,11 @@ class LabPaths:
         return self.root / "id_ed25519"
 
     @property
+    def gcs_key(self) -> Path:
+        """The service-account key of a lab with a GCS emulator (lab/gcs_key.py)."""
+        return self.root / "gcs-service-account.json"
+
+    @property
     def run_dir(self) -> Path:
         return self.root / "run"
 

@@ -46,6 +46,7 @@ SECRET_VARS = (
     "cluster_redis_password",
     "cluster_s3_access_key",
     "cluster_s3_secret_key",
+    "cluster_gcs_credentials_json",
 )
 # Variables rendered by `rendered`: a WAS host's balancer route, and the secrets.
 RENDERED_VARS = ("cluster_route", *SECRET_VARS)
@@ -58,6 +59,7 @@ GROUP_ROLES = {
     "db": "mariadb",
     "redis": "redis",
     "storage": "object_storage",
+    "gcs_emulator": "gcs_emulator",
 }
 # Reads a role's local fact of an inventory host: (host name, role name) -> the fact.
 FactReader = Callable[[str, str], dict[str, Any]]

@@ -6,9 +6,11 @@ Errors name the variable and say what to do, because they surface at gunicorn st
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -166,9 +168,12 @@ def storages(env: Mapping[str, str], base_dir: Path) -> dict[str, Any]:
             "default": {"BACKEND": "core.storage.MediaS3Storage", "OPTIONS": dict(common)},
             "staticfiles": {"BACKEND": "core.storage.StaticS3Storage", "OPTIONS": dict(common)},
         }
+    credentials = gcs_credentials(env_str(env, "DJANGO_GCS_CREDENTIALS"))
     common = {
         "bucket_name": env_str(env, "DJANGO_GCS_BUCKET"),
-        "credentials": gcs_credentials(env_str(env, "DJANGO_GCS_CREDENTIALS")),
+        "credentials": credentials,
+        "project_id": credentials.project_id,
+        "emulator_url": gcs_emulator_url(env),
     }
     return {
         "default": {"BACKEND": "core.storage.MediaGCSStorage", "OPTIONS": dict(common)},
@@ -176,15 +181,68 @@ def storages(env: Mapping[str, str], base_dir: Path) -> dict[str, Any]:
     }
 
 
+GCS_KEY_FIELDS = ("client_email", "private_key", "project_id", "token_uri")
+
+
 def gcs_credentials(path: str) -> Any:
-    if not Path(path).is_file():
+    """Load the service-account key, or say what is wrong with the file and how to fix it.
+
+    Checked at start even with an emulator, so a bad key fails in the lab as in production.
+    Messages never quote the private key.
+    """
+    where = f"DJANGO_GCS_CREDENTIALS={path!r}"
+    fix = "Download a JSON key of the service account (IAM > Service accounts > Keys) to that path."
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ImproperlyConfigured(f"{where}: no such file. {fix}") from None
+    except OSError as exc:
         raise ImproperlyConfigured(
-            f"DJANGO_GCS_CREDENTIALS={path!r}: no such file. "
-            "Point it at the service-account JSON key."
+            f"{where}: cannot read the file ({exc.strerror}). "
+            "Point it at the key file and make that readable by the user the app runs as."
+        ) from None
+    except UnicodeDecodeError:
+        raise ImproperlyConfigured(f"{where}: not JSON (not even UTF-8 text). {fix}") from None
+    try:
+        info = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ImproperlyConfigured(f"{where}: not JSON ({exc}). {fix}") from None
+    if not isinstance(info, dict):
+        raise ImproperlyConfigured(
+            f"{where}: JSON but not an object (a {type(info).__name__}). {fix}"
+        )
+    if info.get("type") != "service_account":
+        got = repr(info["type"]) if "type" in info else "missing"
+        raise ImproperlyConfigured(
+            f'{where}: "type" is {got}, but it must be a service-account key '
+            '("type": "service_account"), not e.g. an authorized_user (gcloud login) or '
+            f"external_account (workload identity federation) file. {fix}"
+        )
+    missing = [name for name in GCS_KEY_FIELDS if not str(info.get(name) or "").strip()]
+    if missing:
+        raise ImproperlyConfigured(
+            f"{where}: the key lacks {', '.join(missing)} (missing or empty). {fix}"
         )
     from google.oauth2 import service_account
 
-    return service_account.Credentials.from_service_account_file(path)
+    try:
+        return service_account.Credentials.from_service_account_info(info)
+    except Exception as exc:  # noqa: BLE001 - whatever the crypto library raises, say so
+        raise ImproperlyConfigured(
+            f"{where}: its private_key does not load ({type(exc).__name__}: {exc}). {fix}"
+        ) from None
+
+
+def gcs_emulator_url(env: Mapping[str, str]) -> str:
+    """A GCS emulator's base URL (tests and labs), or "" for Google itself."""
+    raw = env_str(env, "DJANGO_GCS_EMULATOR_URL", "")
+    parts = urlsplit(raw)
+    if raw and (parts.scheme not in ("http", "https") or not parts.hostname):
+        raise ImproperlyConfigured(
+            f"DJANGO_GCS_EMULATOR_URL={raw!r} is not an http:// or https:// URL with a host, "
+            "e.g. http://10.77.0.51:4443. Leave it empty to use Google Cloud Storage."
+        )
+    return raw.rstrip("/")
 
 
 def media_root(env: Mapping[str, str], base_dir: Path) -> str:

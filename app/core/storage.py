@@ -12,9 +12,14 @@ from urllib.parse import urljoin
 
 from django.conf import settings
 from django.utils.encoding import filepath_to_uri
+from google.auth.credentials import AnonymousCredentials
+from google.cloud.storage import Client
 from storages.backends.gcloud import GoogleCloudStorage
 from storages.backends.s3 import S3Storage
 from storages.utils import clean_name
+
+# Media names are never reused for other content, so browsers may keep an image for good.
+IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 def balancer_url(base: str, name: str) -> str:
@@ -27,8 +32,7 @@ class MediaS3Storage(S3Storage):
     default_acl = None
     # Uploads get unique names anyway; never overwrite someone else's object.
     file_overwrite = False
-    # A name is never reused for other content, so browsers may keep an image for good.
-    object_parameters = {"CacheControl": "public, max-age=31536000, immutable"}
+    object_parameters = {"CacheControl": IMMUTABLE}
 
     def url(self, name, parameters=None, expire=None, http_method=None):
         return balancer_url(settings.MEDIA_URL, name)
@@ -44,18 +48,38 @@ class StaticS3Storage(S3Storage):
         return balancer_url(settings.STATIC_URL, name)
 
 
-class MediaGCSStorage(GoogleCloudStorage):
-    location = "media"
+class BalancerGCSStorage(GoogleCloudStorage):
+    """Google Cloud Storage, or with emulator_url set a GCS emulator (tests and labs)."""
+
     querystring_auth = False
+
+    def get_default_settings(self):
+        return {**super().get_default_settings(), "emulator_url": ""}
+
+    @property
+    def client(self):
+        if self._client is None and self.emulator_url:
+            # An emulator checks no token and has no token service, and with the real key
+            # google-auth would fetch tokens from Google. No STORAGE_EMULATOR_HOST needed.
+            self._client = Client(
+                project=self.project_id,
+                credentials=AnonymousCredentials(),
+                client_options={"api_endpoint": self.emulator_url},
+            )
+        return super().client
+
+
+class MediaGCSStorage(BalancerGCSStorage):
+    location = "media"
     file_overwrite = False
+    object_parameters = {"cache_control": IMMUTABLE}
 
     def url(self, name, parameters=None):
         return balancer_url(settings.MEDIA_URL, name)
 
 
-class StaticGCSStorage(GoogleCloudStorage):
+class StaticGCSStorage(BalancerGCSStorage):
     location = "static"
-    querystring_auth = False
     file_overwrite = True
 
     def url(self, name, parameters=None):

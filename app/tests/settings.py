@@ -1,13 +1,14 @@
 """Test settings: the real config.settings, read from a controlled environment.
 
 Developer or CI DJANGO_* variables must not leak in, so they are replaced, not defaulted.
-Redis and S3 are switched on per test by fixtures (see conftest.py) against real servers.
+STORAGE_EMULATOR_HOST goes too: the GCS tests prove the app reaches an emulator without it.
+Redis, S3 and GCS are switched on per test by fixtures (see conftest.py) against real servers.
 """
 
 import os
 import tempfile
 
-for _name in [name for name in os.environ if name.startswith("DJANGO_")]:
+for _name in [n for n in os.environ if n.startswith("DJANGO_") or n == "STORAGE_EMULATOR_HOST"]:
     del os.environ[_name]
 
 _tmp = tempfile.mkdtemp(prefix="app-tests-")

@@ -4,9 +4,11 @@ import json
 import socket
 import subprocess
 import sys
+from io import StringIO
 
 import pytest
 from django.conf import settings as django_settings
+from django.core.management import CommandError, call_command
 from django.test import Client
 
 from config import env
@@ -106,16 +108,13 @@ def test_readyz_names_a_missing_bucket(settings, seaweed, redis_cache):
     assert response.json()["checks"]["storage"].startswith("error: ClientError")
 
 
-def test_readyz_names_a_down_database(tmp_path):
-    # A separate process: the database connection is fixed at start, as on a real server.
-    script = (
-        "import django, json; django.setup();"
-        "from django.test import Client;"
-        "r = Client().get('/readyz');"
-        "print(json.dumps({'code': r.status_code, 'body': r.json()}))"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", script],
+def with_down_database(args: list[str], tmp_path) -> subprocess.CompletedProcess:
+    """Python in a separate process whose database cannot be opened.
+
+    The database connection is fixed at start, as on a real server.
+    """
+    return subprocess.run(
+        [sys.executable, *args],
         cwd=django_settings.BASE_DIR,
         env=env_without_django(
             DJANGO_SETTINGS_MODULE="config.settings",
@@ -129,12 +128,53 @@ def test_readyz_names_a_down_database(tmp_path):
         text=True,
         timeout=60,
     )
+
+
+def test_readyz_names_a_down_database(tmp_path):
+    script = (
+        "import django, json; django.setup();"
+        "from django.test import Client;"
+        "r = Client().get('/readyz');"
+        "print(json.dumps({'code': r.status_code, 'body': r.json()}))"
+    )
+    proc = with_down_database(["-c", script], tmp_path)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["code"] == 503
     assert result["body"]["checks"]["database"].startswith("error: OperationalError")
     assert result["body"]["checks"]["cache"] == "ok"
     assert result["body"]["checks"]["storage"] == "ok"
+
+
+def test_check_ready_exits_1_and_names_what_failed(tmp_path):
+    # The installer runs it before migrate: a non-zero status stops the deploy.
+    proc = with_down_database(["manage.py", "check_ready"], tmp_path)
+    assert proc.returncode == 1
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("database: error: OperationalError")
+    assert lines[1:] == ["cache: ok", "storage: ok"]
+    assert "CommandError: Not ready: database." in proc.stderr
+
+
+@pytest.mark.django_db
+def test_check_ready_prints_one_line_per_check():
+    out = StringIO()
+    call_command("check_ready", stdout=out)
+    assert out.getvalue() == "database: ok\ncache: ok\nstorage: ok\n"
+
+
+def test_check_ready_runs_only_the_named_checks():
+    # No django_db mark: a database check here would fail the test.
+    out = StringIO()
+    call_command("check_ready", "storage", "cache", stdout=out)
+    assert out.getvalue() == "storage: ok\ncache: ok\n"
+
+
+def test_check_ready_refuses_unknown_names():
+    with pytest.raises(
+        CommandError, match="Unknown check disk: use any of database, cache, storage"
+    ):
+        call_command("check_ready", "storage", "disk")
 
 
 @pytest.mark.django_db

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -148,16 +149,98 @@ def test_s3_storage_options():
     assert options["client_config"].signature_version == "s3v4"
 
 
-def test_gcs_needs_an_existing_key_file(tmp_path):
-    with pytest.raises(ImproperlyConfigured, match="DJANGO_GCS_CREDENTIALS"):
-        env.storages(
-            {
-                "DJANGO_STORAGE": "gcs",
-                "DJANGO_GCS_BUCKET": "b",
-                "DJANGO_GCS_CREDENTIALS": str(tmp_path / "missing.json"),
-            },
-            APP_DIR,
-        )
+def gcs_storages(key_file: Path, **extra: str) -> dict:
+    return env.storages(
+        {
+            "DJANGO_STORAGE": "gcs",
+            "DJANGO_GCS_BUCKET": "media",
+            "DJANGO_GCS_CREDENTIALS": str(key_file),
+            **extra,
+        },
+        APP_DIR,
+    )
+
+
+def test_gcs_storage_options(gcs_key_file):
+    key = json.loads(gcs_key_file.read_text())
+    stores = gcs_storages(gcs_key_file, DJANGO_GCS_EMULATOR_URL="http://10.77.0.51:4443/")
+    assert {name: store["BACKEND"] for name, store in stores.items()} == {
+        "default": "core.storage.MediaGCSStorage",
+        "staticfiles": "core.storage.StaticGCSStorage",
+    }
+    options = stores["staticfiles"]["OPTIONS"]
+    assert (options["bucket_name"], options["project_id"], options["emulator_url"]) == (
+        "media",
+        key["project_id"],
+        "http://10.77.0.51:4443",
+    )
+    assert options["credentials"].service_account_email == key["client_email"]
+    # Without an emulator the client talks to Google with the key.
+    assert gcs_storages(gcs_key_file)["default"]["OPTIONS"]["emulator_url"] == ""
+
+
+def broken_key(key: dict) -> dict[str, object]:
+    """Each way a key file can be wrong, as what to write into it."""
+    authorized_user = {"type": "authorized_user", "client_id": "x", "refresh_token": "y"}
+    pem = key["private_key"].splitlines()
+    return {
+        "not JSON": "client_email = app@example.com",
+        "not UTF-8": b"\xff\xfe{}",
+        "JSON but not an object": [key],
+        "authorized_user": authorized_user,
+        "external_account": {**key, "type": "external_account"},
+        "no type": {k: v for k, v in key.items() if k != "type"},
+        "missing fields": {k: v for k, v in key.items() if k not in ("client_email", "token_uri")},
+        "empty field": {**key, "project_id": " "},
+        "bad private key": {**key, "private_key": "\n".join(pem[:10] + pem[-1:])},
+    }
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("not JSON", r"not JSON \(Expecting value: line 1 column 1"),
+        ("not UTF-8", "not JSON"),
+        ("JSON but not an object", "JSON but not an object"),
+        ("authorized_user", "'authorized_user', but it must be a service-account key"),
+        ("external_account", "'external_account', but it must be a service-account key"),
+        ("no type", '"type" is missing, but it must be a service-account key'),
+        ("missing fields", "the key lacks client_email, token_uri "),
+        ("empty field", "the key lacks project_id "),
+        ("bad private key", "its private_key does not load \\(ValueError: "),
+    ],
+)
+def test_gcs_key_file_errors_say_what_is_wrong(tmp_path, gcs_key_file, case, message):
+    key = json.loads(gcs_key_file.read_text())
+    content = broken_key(key)[case]
+    path = tmp_path / "key.json"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content if isinstance(content, str) else json.dumps(content))
+    with pytest.raises(ImproperlyConfigured, match=message) as error:
+        gcs_storages(path)
+    text = str(error.value)
+    assert text.startswith(f"DJANGO_GCS_CREDENTIALS={str(path)!r}: ")
+    assert "service account" in text  # how to fix it
+    # Not a line of the private key, even when it is the part that is wrong.
+    assert not any(line in text for line in key["private_key"].splitlines()[1:-1])
+
+
+@pytest.mark.parametrize(
+    "path, message",
+    [("missing.json", "no such file"), (".", "cannot read the file \\(Is a directory\\)")],
+)
+def test_gcs_key_file_must_be_a_readable_file(tmp_path, path, message):
+    with pytest.raises(ImproperlyConfigured, match=f"DJANGO_GCS_CREDENTIALS=.*: {message}"):
+        gcs_storages(tmp_path / path)
+
+
+@pytest.mark.parametrize("url", ["10.77.0.51:4443", "ftp://10.77.0.51", "http://", "http:///b"])
+def test_gcs_emulator_url_must_be_http_with_a_host(gcs_key_file, url):
+    expected = f"DJANGO_GCS_EMULATOR_URL='{url}' is not an http:// or https:// URL with a host"
+    with pytest.raises(ImproperlyConfigured, match=re.escape(expected)):
+        gcs_storages(gcs_key_file, DJANGO_GCS_EMULATOR_URL=url)
 
 
 # Whole settings, loaded the way gunicorn loads them
@@ -167,6 +250,22 @@ def test_missing_secret_key_fails_at_start_with_clear_message():
     proc = django_process(["manage.py", "check"])
     assert proc.returncode != 0
     assert "DJANGO_SECRET_KEY is required but is not set" in proc.stderr
+
+
+def test_bad_gcs_key_fails_at_start(tmp_path):
+    key = tmp_path / "key.json"
+    key.write_text('{"type": "authorized_user"}')
+    proc = django_process(
+        ["manage.py", "check"],
+        **PRODUCTION,
+        DJANGO_STORAGE="gcs",
+        DJANGO_GCS_BUCKET="media",
+        DJANGO_GCS_CREDENTIALS=str(key),
+        DJANGO_GCS_EMULATOR_URL="http://127.0.0.1:4443",
+    )
+    assert proc.returncode != 0
+    assert "ImproperlyConfigured" in proc.stderr
+    assert "it must be a service-account key" in proc.stderr
 
 
 def test_check_deploy_is_clean_with_production_settings():

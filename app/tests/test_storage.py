@@ -1,60 +1,49 @@
-"""Media and static files in a real SeaweedFS bucket, with URLs that point at the balancer."""
+"""Media and static files in a real bucket, with URLs that point at the balancer.
+
+The tests taking `store` run twice: on SeaweedFS (S3) and on fake-gcs-server (GCS).
+"""
 
 from __future__ import annotations
 
-import re
 import urllib.error
 import urllib.request
-from io import StringIO
 
 import pytest
-from django.conf import settings as django_settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
-from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
-from config import env
-from core.storage import MediaGCSStorage, StaticGCSStorage
 from feed.models import Post
-from tests.conftest import BUCKET, image_bytes, upload
-
-
-def object_keys(seaweed, prefix: str, bucket: str = BUCKET) -> set[str]:
-    client = seaweed.client()
-    keys: set[str] = set()
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys.update(item["Key"] for item in page.get("Contents", []))
-    return keys
+from tests.conftest import BUCKET, collectstatic, image_bytes, upload
 
 
 @pytest.mark.django_db
-def test_posted_image_lands_in_bucket_under_media(s3_storage, alice_client):
-    response = alice_client.post(reverse("feed:create"), {"caption": "s3", "image": upload()})
+def test_posted_image_lands_in_bucket_under_media(store, alice_client):
+    response = alice_client.post(reverse("feed:create"), {"caption": "x", "image": upload()})
     assert response.status_code == 302
     post = Post.objects.get()
     key = f"media/{post.image.name}"
-    assert key in object_keys(s3_storage, "media/posts/")
+    assert key in store.server.object_names(BUCKET, "media/posts/")
     # The URL is relative to the balancer, unsigned, and names the key below media/.
     assert post.image.url == f"/media/{post.image.name}"
     assert post.image.url in alice_client.get("/").content.decode()
     # What Apache does for /media/...: an anonymous GET of <store>/<bucket>/media/<name>.
-    with urllib.request.urlopen(f"{s3_storage.endpoint}/{BUCKET}/{key}", timeout=10) as got:
+    with urllib.request.urlopen(store.server.public_url(BUCKET, key), timeout=10) as got:
         assert got.read() == image_bytes()
         assert got.headers["Content-Type"] == "image/png"
         assert got.headers["Cache-Control"] == "public, max-age=31536000, immutable"
 
 
 @pytest.mark.django_db
-def test_deleting_post_removes_object(s3_storage, alice_client, django_capture_on_commit_callbacks):
+def test_deleting_post_removes_object(store, alice_client, django_capture_on_commit_callbacks):
     alice_client.post(reverse("feed:create"), {"image": upload()})
     post = Post.objects.get()
     key = f"media/{post.image.name}"
-    assert key in object_keys(s3_storage, "media/posts/")
+    assert key in store.server.object_names(BUCKET, "media/posts/")
     with django_capture_on_commit_callbacks(execute=True):
         alice_client.post(reverse("feed:delete", args=[post.pk]))
-    assert key not in object_keys(s3_storage, "media/posts/")
+    assert key not in store.server.object_names(BUCKET, "media/posts/")
 
 
 def test_anonymous_writes_are_refused(s3_storage):
@@ -66,7 +55,7 @@ def test_anonymous_writes_are_refused(s3_storage):
     assert refused.value.code == 403
 
 
-def test_media_names_never_overwrite(s3_storage):
+def test_media_names_never_overwrite(store):
     storage = storages["default"]
     first = storage.save("posts/same.txt", ContentFile(b"one"))
     second = storage.save("posts/same.txt", ContentFile(b"two"))
@@ -76,55 +65,26 @@ def test_media_names_never_overwrite(s3_storage):
     storage.delete(second)
 
 
-def test_urls_respect_configured_prefixes(s3_storage, settings):
+def test_urls_respect_configured_prefixes(store, settings):
     settings.MEDIA_URL = "/files/"
     settings.STATIC_URL = "/assets/"
     assert storages["default"].url("posts/a b.png") == "/files/posts/a%20b.png"
     assert storages["staticfiles"].url("core/app.css") == "/assets/core/app.css"
 
 
-def test_gcs_urls_point_at_balancer_without_network():
-    media = MediaGCSStorage(bucket_name="bucket")
-    static = StaticGCSStorage(bucket_name="bucket")
-    assert media.url("posts/x.jpg") == "/media/posts/x.jpg"
-    assert static.url("core/app.css") == "/static/core/app.css"
-    assert (media.location, static.location) == ("media", "static")
-
-
-def test_collectstatic_uploads_then_skips_unchanged(settings, seaweed, tmp_path):
-    bucket = seaweed.make_bucket("static-test")
-    settings.STORAGES = env.storages(
-        {
-            "DJANGO_STORAGE": "s3",
-            "DJANGO_S3_ENDPOINT_URL": seaweed.endpoint,
-            "DJANGO_S3_BUCKET": bucket,
-            "DJANGO_S3_ACCESS_KEY": seaweed.access_key,
-            "DJANGO_S3_SECRET_KEY": seaweed.secret_key,
-        },
-        django_settings.BASE_DIR,
-    )
+def test_collectstatic_uploads_then_skips_unchanged(store, settings):
+    bucket = store.server.make_bucket("static-test")
+    store.use(settings, bucket)
     first = collectstatic()
     assert first["copied"] > 1 and first["unmodified"] == 0
-    css = seaweed.client().get_object(Bucket=bucket, Key="static/core/app.css")
-    assert b"Snapshots" in css["Body"].read()
-    assert css["ContentType"] == "text/css"
-    assert "static/admin/css/base.css" in object_keys(seaweed, "static/admin/", bucket)
+    with urllib.request.urlopen(store.server.public_url(bucket, "static/core/app.css")) as css:
+        assert b"Snapshots" in css.read()
+        assert css.headers["Content-Type"] == "text/css"
+    assert "static/admin/css/base.css" in store.server.object_names(bucket, "static/admin/")
 
+    # Unchanged files are skipped: the store reports when each object was last written.
     second = collectstatic()
     assert second == {"copied": 0, "unmodified": first["copied"]}
-
-
-def collectstatic() -> dict[str, int]:
-    out = StringIO()
-    call_command("collectstatic", "--noinput", stdout=out)
-    text = out.getvalue()
-    copied = re.search(r"(\d+) static files? copied", text)
-    unmodified = re.search(r"(\d+) unmodified", text)
-    assert copied, text
-    return {
-        "copied": int(copied.group(1)),
-        "unmodified": int(unmodified.group(1)) if unmodified else 0,
-    }
 
 
 @pytest.mark.django_db

@@ -3,6 +3,7 @@ before any task runs on any host."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,24 @@ def short_secret(hosts: dict[str, Any]) -> str:
     return f"django_secret_key of {host} has 16 characters"
 
 
+def gcs(hosts: dict[str, Any], **variables: str) -> None:
+    """Media in GCS for the whole inventory (hosts.yml's all.vars: group_vars/all sets neither)."""
+    hosts["all"].setdefault("vars", {}).update(cluster_storage="gcs", **variables)
+
+
+def gcs_beside_a_storage_host(hosts: dict[str, Any]) -> str:
+    gcs(hosts)
+    store = next(iter(hosts["all"]["children"]["storage"]["hosts"]))
+    return f"cluster_storage is gcs, but group 'storage' has {store}"
+
+
+def gcs_key_of_a_user(hosts: dict[str, Any]) -> str:
+    del hosts["all"]["children"]["storage"]
+    user_credentials = {"type": "authorized_user", "client_id": "x" * 40, "refresh_token": "y" * 80}
+    gcs(hosts, cluster_gcs_credentials_json=json.dumps(user_credentials))
+    return 'cluster_gcs_credentials_json has type "authorized_user", not "service_account"'
+
+
 CASES: dict[str, tuple[Case, tuple[str, ...]]] = {
     "duplicate-address": (two_was_on_one_address, ()),
     "no-db": (no_db_group, ()),
@@ -91,6 +110,11 @@ CASES: dict[str, tuple[Case, tuple[str, ...]]] = {
     ),
     "placeholder-secret": (placeholder_secret, ()),
     "short-secret": (short_secret, ("needs at least",)),
+    "gcs-beside-a-storage-host": (
+        gcs_beside_a_storage_host,
+        ("or set cluster_storage: s3", "cluster_gcs_credentials_json is not set for"),
+    ),
+    "gcs-key-of-a-user": (gcs_key_of_a_user, ("Paste the whole JSON key file",)),
 }
 
 

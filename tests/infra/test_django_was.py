@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster_support import CLOSED, FactReader, get_host, group_hosts, probe, probe_closed
+from cluster_support import (
+    CLOSED,
+    FactReader,
+    get_host,
+    group_hosts,
+    probe,
+    probe_closed,
+    rendered,
+)
 from testinfra.host import Host
 
 
@@ -44,6 +53,19 @@ def test_the_environment_file_is_readable_by_the_service_group_only(
 ) -> None:
     env = was_host.file(was_fact["env_file"])
     assert (env.user, env.group, env.mode) == ("root", was_fact["group"], 0o640)
+
+
+def test_a_gcs_key_is_the_inventorys_and_readable_by_the_service_group_only(
+    was_host: Host, was_fact: dict[str, Any], inventory: Path
+) -> None:
+    key = was_host.file(was_fact["gcs_credentials_file"])
+    if was_fact["storage"] != "gcs":
+        assert not key.exists, "a GCS key lingers on a server whose storage is not GCS"
+        return
+    assert (key.user, key.group, key.mode) == ("root", was_fact["group"], 0o640)
+    wanted = rendered(inventory, was_host.inventory_name)["cluster_gcs_credentials_json"]
+    # Compared by digest: a failure must not print the private key.
+    assert key.sha256sum == hashlib.sha256(wanted.encode()).hexdigest()
 
 
 def test_the_current_release_is_the_reported_one(was_host: Host, was_fact: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ hostvars would render them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from typing import Any
 import pytest
 import yaml
 from repo_module import load
+
+from lab import gcs_key
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN = REPO / "roles/validate_inventory/filter_plugins/inventory_checks.py"
@@ -287,6 +290,12 @@ def test_wiring_sources_are_read_from_the_template(template: str, sources: list[
 
 
 SECRETS: dict[str, dict[str, Any]] = CONTRACT["cluster_secrets"]
+# The secrets of the contract's default storage (the others: see "Where files live" below).
+DEFAULT_SECRETS = sorted(
+    name
+    for name, spec in SECRETS.items()
+    if spec.get("storage", CONTRACT["cluster_storage"]) == CONTRACT["cluster_storage"]
+)
 
 
 def first_host_needing(name: str) -> str:
@@ -300,7 +309,7 @@ def set_everywhere(hostvars: dict[str, dict[str, Any]], name: str, value: Any) -
         variables[name] = value
 
 
-@pytest.mark.parametrize("name", sorted(SECRETS))
+@pytest.mark.parametrize("name", DEFAULT_SECRETS)
 def test_placeholder_secret_is_refused_without_showing_it(name: str, tmp_path: Path) -> None:
     hostvars = good_hostvars()
     value = PLACEHOLDER + "-unshown-".ljust(SECRETS[name]["min_length"], "x")
@@ -313,7 +322,7 @@ def test_placeholder_secret_is_refused_without_showing_it(name: str, tmp_path: P
     assert "unshown" not in message
 
 
-@pytest.mark.parametrize("name", sorted(SECRETS))
+@pytest.mark.parametrize("name", DEFAULT_SECRETS)
 def test_short_secret_is_refused_without_showing_it(name: str, tmp_path: Path) -> None:
     hostvars = good_hostvars()
     length = SECRETS[name]["min_length"]
@@ -351,7 +360,7 @@ def test_secret_of_one_host_is_checked_too(tmp_path: Path) -> None:
     the_problem(problems(hostvars, tmp_path), "django_secret_key of was2 has 16 characters")
 
 
-@pytest.mark.parametrize("name", sorted(SECRETS))
+@pytest.mark.parametrize("name", DEFAULT_SECRETS)
 def test_missing_secret(name: str, tmp_path: Path) -> None:
     hostvars = good_hostvars()
     for variables in hostvars.values():
@@ -601,3 +610,135 @@ def test_paths_outside_the_base_directory_stay_absolute(tmp_path: Path) -> None:
     inventory = make_inventory(tmp_path)
     found = checks.find_definitions(str(inventory), "django_was_port", str(tmp_path / "elsewhere"))
     assert found == [str(inventory / "group_vars" / "was" / "django.yml")]
+
+
+# --- Where files live (cluster_storage) -----------------------------------------------------------
+
+GCS_GROUPS = {**{g: m for g, m in GROUPS.items() if g != "storage"}, "storage": []}
+GCS_GROUPS["all"] = [h for h in GROUPS["all"] if h != "store1"]
+
+
+def service_account_key(**changes: Any) -> str:
+    """A service-account key file's JSON, with a real RSA key (the one a GCS lab issues)."""
+    key = {**gcs_key.service_account_key("unit"), **changes}
+    return json.dumps({k: v for k, v in key.items() if v is not None})
+
+
+def gcs_hostvars(key: str | None = None) -> dict[str, dict[str, Any]]:
+    """A valid GCS inventory: no storage host, no S3 keys, a service-account key."""
+    hostvars = {h: v for h, v in good_hostvars().items() if h != "store1"}
+    key = service_account_key() if key is None else key
+    for variables in hostvars.values():
+        variables.pop("cluster_s3_access_key")
+        variables.pop("cluster_s3_secret_key")
+        variables.update(cluster_storage="gcs", cluster_gcs_credentials_json=key)
+    return hostvars
+
+
+def test_gcs_inventory_needs_no_storage_host_and_no_s3_keys(tmp_path: Path) -> None:
+    assert problems(gcs_hostvars(), tmp_path, GCS_GROUPS) == []
+
+
+def test_s3_inventory_needs_no_gcs_key(tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    set_everywhere(hostvars, "cluster_gcs_credentials_json", "not a key at all")
+    assert problems(hostvars, tmp_path) == []
+
+
+def test_unknown_storage_is_refused(tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    set_everywhere(hostvars, "cluster_storage", "azure")
+    the_problem(
+        problems(hostvars, tmp_path),
+        'cluster_storage is "azure"',
+        "use s3",
+        "or gcs",
+        "cluster.yml",
+    )
+
+
+def test_s3_needs_its_storage_host(tmp_path: Path) -> None:
+    hostvars = {h: v for h, v in good_hostvars().items() if h != "store1"}
+    the_problem(
+        problems(hostvars, tmp_path, GCS_GROUPS),
+        "cluster_storage is s3, so group 'storage' needs exactly one host, and has 0 (none)",
+        "inventory/hosts.yml",
+    )
+
+
+def test_gcs_with_a_storage_host_is_refused(tmp_path: Path) -> None:
+    hostvars = gcs_hostvars()
+    hostvars["store1"] = {**hostvars["db1"], "ansible_host": ADDRESSES["store1"]}
+    the_problem(
+        problems(hostvars, tmp_path),
+        "cluster_storage is gcs, but group 'storage' has store1",
+        "Remove it from 'storage'",
+        "or set cluster_storage: s3",
+    )
+
+
+def with_emulator(
+    hostvars: dict[str, dict[str, Any]], groups: dict[str, list[str]]
+) -> dict[str, list[str]]:
+    """Add gcs1 to the hostvars, in group gcs_emulator; the groups that result."""
+    hostvars["gcs1"] = {**hostvars["db1"], "ansible_host": "10.77.0.51"}
+    return {**groups, "all": [*groups["all"], "gcs1"], "gcs_emulator": ["gcs1"]}
+
+
+def test_an_emulator_host_needs_gcs(tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    the_problem(
+        problems(hostvars, tmp_path, with_emulator(hostvars, GROUPS)),
+        "Group 'gcs_emulator' (gcs1) stands in for Google Cloud Storage",
+        "cluster_storage is s3",
+    )
+
+
+def test_gcs_without_a_key_is_refused(tmp_path: Path) -> None:
+    hostvars = gcs_hostvars()
+    for variables in hostvars.values():
+        del variables["cluster_gcs_credentials_json"]
+    the_problem(
+        problems(hostvars, tmp_path, GCS_GROUPS),
+        "cluster_gcs_credentials_json is not set for was1 and was2",
+        "vault",
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "why"),
+    [
+        ("{not json" + "x" * 100, "is not JSON"),
+        (json.dumps(["service_account"] * 20), "is JSON of type list, not an object"),
+        (
+            json.dumps({"type": "authorized_user", "refresh_token": "x" * 120}),
+            'has type "authorized_user", not "service_account"',
+        ),
+        (service_account_key(client_email="", token_uri=None), "lacks client_email and token_uri"),
+        (
+            service_account_key(private_key="-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWJ5dGVz\n"),
+            "has a private_key that does not load",
+        ),
+    ],
+)
+def test_a_key_that_google_would_refuse_is_refused_without_showing_it(
+    key: str, why: str, tmp_path: Path
+) -> None:
+    message = the_problem(
+        problems(gcs_hostvars(key), tmp_path, GCS_GROUPS),
+        "cluster_gcs_credentials_json",
+        why,
+        "on was1 and was2",
+        "Paste the whole JSON key file",
+    )
+    assert "c2VjcmV0" not in message and "refresh_token" not in message
+
+
+def test_the_emulator_port_may_not_clash_with_ssh(tmp_path: Path) -> None:
+    hostvars = gcs_hostvars()
+    groups = with_emulator(hostvars, GCS_GROUPS)
+    set_everywhere(hostvars, "cluster_gcs_emulator_port", 22)
+    the_problem(
+        problems(hostvars, tmp_path, groups),
+        "cluster_ssh_port and cluster_gcs_emulator_port are both 22 on gcs1",
+    )

@@ -23,6 +23,7 @@ ROLE_PREFIXES = {
     "mariadb": "mariadb_",
     "redis": "redis_",
     "object_storage": "object_storage_",
+    "gcs_emulator": "gcs_emulator_",
     "firewall": "firewall_",
     "ca_certificates": "ca_certificates_",
     "data_clients": "data_clients_",

@@ -38,6 +38,7 @@ PROJECT_PREFIXES = (
     "mariadb_",
     "redis_",
     "object_storage_",
+    "gcs_emulator_",
     "firewall_",
     "ca_certificates_",
     "data_clients_",
@@ -45,6 +46,12 @@ PROJECT_PREFIXES = (
     "ansible_host",
 )
 VAULT_PREFIX = "vault_"
+# Where media and static files live (cluster_storage), and the group each needs exactly one host
+# of; the other storages' groups must be empty.
+STORAGES = {"s3": "storage", "gcs": None}
+GCS_KEY = "cluster_gcs_credentials_json"
+GCS_KEY_FIELDS = ("client_email", "private_key", "project_id", "token_uri")
+GCS_EMULATOR_GROUP = "gcs_emulator"
 # A variable whose name holds one of these words is a secret: its value is never shown.
 SECRET_WORDS = ("password", "secret", "key", "token")
 # The contract ports each group's hosts serve ("all": every host). Two on one host must differ.
@@ -55,6 +62,7 @@ SERVED_PORTS: dict[str, tuple[str, ...]] = {
     "db": ("cluster_db_port",),
     "redis": ("cluster_redis_port",),
     "storage": ("cluster_s3_port",),
+    "gcs_emulator": ("cluster_gcs_emulator_port",),
 }
 PORT_NAME = re.compile(r"^cluster_\w+_port$")
 # The firewall role's switch and its SSH allow-list (roles/firewall/defaults/main.yml).
@@ -508,8 +516,15 @@ def secret_hosts(inv: Inventory) -> dict[str, list[str]]:
         secrets = inv.cluster_setting("cluster_secrets") or {}
     except Unreadable:
         return {}
+    try:
+        storage = inv.cluster_setting("cluster_storage")
+    except Unreadable:
+        storage = None
     needed = {}
     for name, spec in secrets.items():
+        only_for = (spec or {}).get("storage")
+        if only_for and only_for != storage:
+            continue
         groups = (spec or {}).get("groups") or []
         members = {h for g in groups for h in inv.members(g)}
         needed[name] = [h for h in inv.hosts if h in members]
@@ -669,6 +684,91 @@ def check_https(inv: Inventory) -> list[str]:
     ]
 
 
+def gcs_key_problem(text: str) -> str | None:
+    """What is wrong with a service-account key's JSON text, or None. Never quotes the key."""
+    try:
+        key = json.loads(text)
+    except ValueError as exc:
+        return f"is not JSON ({exc.__class__.__name__}: {exc})"
+    if not isinstance(key, dict):
+        return f"is JSON of type {type(key).__name__}, not an object"
+    if key.get("type") != "service_account":
+        return (
+            f'has type {show(key.get("type"))}, not "service_account": use the key file of a '
+            "service account (IAM > Service accounts > Keys), not a user's or a workload "
+            "identity's credentials"
+        )
+    missing = [name for name in GCS_KEY_FIELDS if not str(key.get(name) or "").strip()]
+    if missing:
+        return f"lacks {listing(missing)}"
+    try:
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        load_pem_private_key(str(key["private_key"]).encode(), password=None)
+    except (ValueError, TypeError) as exc:
+        return f"has a private_key that does not load ({exc.__class__.__name__})"
+    return None
+
+
+def check_storage(inv: Inventory) -> list[str]:
+    try:
+        storage = inv.cluster_setting("cluster_storage")
+    except Unreadable as exc:
+        return [unreadable_setting(inv, "cluster_storage", exc)]
+    where = inv.where("cluster_storage")
+    if storage not in STORAGES:
+        return [
+            f"cluster_storage is {show(storage)}: use s3 (SeaweedFS on the storage group's host) "
+            f"or gcs (a Google Cloud Storage bucket) in {where}."
+        ]
+    problems = []
+    for kind, group in STORAGES.items():
+        if group is None:
+            continue
+        members = inv.members(group)
+        if kind == storage and len(members) != 1:
+            problems.append(
+                f"cluster_storage is {kind}, so group '{group}' needs exactly one host, and has "
+                f"{len(members)} ({', '.join(members) or 'none'}). Fix the '{group}' group in "
+                f"{inv.hosts_file()}."
+            )
+        elif kind != storage and members:
+            problems.append(
+                f"cluster_storage is {storage}, but group '{group}' has {listing(members)}, which "
+                f"only {kind} uses. Remove {'it' if len(members) == 1 else 'them'} from "
+                f"'{group}' in {inv.hosts_file()}, or set cluster_storage: {kind} in {where}."
+            )
+    emulators = inv.members(GCS_EMULATOR_GROUP)
+    if emulators and storage != "gcs":
+        problems.append(
+            f"Group '{GCS_EMULATOR_GROUP}' ({listing(emulators)}) stands in for Google Cloud "
+            f"Storage, but cluster_storage is {storage}. Set cluster_storage: gcs in {where}, or "
+            f"remove the group from {inv.hosts_file()}."
+        )
+    if storage == "gcs":
+        problems += check_gcs_key(inv)
+    return problems
+
+
+def check_gcs_key(inv: Inventory) -> list[str]:
+    """The key's JSON: length and presence are check_secrets' part, its content is this one's."""
+    bad: dict[str, list[str]] = {}
+    for host in secret_hosts(inv).get(GCS_KEY, []):
+        try:
+            value = inv.var(host, GCS_KEY)
+        except (KeyError, Unreadable):
+            continue
+        if isinstance(value, str):
+            problem = gcs_key_problem(value)
+            if problem:
+                bad.setdefault(problem, []).append(host)
+    return [
+        f"{GCS_KEY} {problem} {on_hosts(hosts, inv)}. Paste the whole JSON key file of the "
+        f"service account as a string in {secret_origin(inv, GCS_KEY)} (docs/production.md)."
+        for problem, hosts in bad.items()
+    ]
+
+
 def served_groups(inv: Inventory, host: str) -> list[str]:
     """The groups of a host that serve a contract port (beyond SSH, which every host serves)."""
     return [g for g in SERVED_PORTS if g != "all" and host in inv.members(g)]
@@ -772,6 +872,7 @@ CHECKS = (
     check_routes,
     check_wired_names,
     check_secrets,
+    check_storage,
     check_placeholders,
     check_https,
     check_ports,
