@@ -93,9 +93,11 @@ cluster-test: setup
 	$(call on_lab,$(INVENTORY),$(CLUSTER_TESTS))
 
 # Media and static files in Google Cloud Storage, emulated on a host of its own (inventory/lab-gcs):
-# converge and idempotence, every tier's checks, and the balancer's tests (shared media included).
+# converge and idempotence, a missing bucket, every tier's checks, and the balancer's tests (shared
+# media included).
 GCS_INVENTORY := inventory/lab-gcs
-GCS_TESTS := tests/converge/test_idempotence.py tests/infra tests/e2e/test_balancer.py
+GCS_TESTS := tests/converge/test_idempotence.py tests/converge/test_missing_bucket.py tests/infra \
+	tests/e2e/test_balancer.py
 gcs-test: setup
 	$(call on_lab,$(GCS_INVENTORY),$(GCS_TESTS))
 
