@@ -252,6 +252,16 @@ def host_fact(host: testinfra.host.Host, name: str) -> dict[str, Any]:
     return fact
 
 
+def curl(host: testinfra.host.Host, *args: str) -> tuple[int, str]:
+    """curl on a host: (status code, body); curl printing the code on its own last line."""
+    result = host.run(
+        "curl -sS --max-time 20 -w '\\n%%{http_code}' " + " ".join(["%s"] * len(args)), *args
+    )
+    assert result.rc == 0, result.stderr
+    body, _, code = result.stdout.rpartition("\n")
+    return int(code), body
+
+
 def listening_sockets(host: testinfra.host.Host) -> set[tuple[str, int]]:
     """(address, port) of the host's listening TCP sockets, from `ss -Hltn`.
 

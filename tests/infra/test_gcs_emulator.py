@@ -11,18 +11,8 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from cluster_support import group_hosts, is_loopback, listening_sockets
+from cluster_support import curl, group_hosts, is_loopback, listening_sockets
 from testinfra.host import Host
-
-
-def curl(host: Host, *args: str) -> tuple[int, str]:
-    """curl printing the body, then the status code on its own last line."""
-    result = host.run(
-        "curl -sS --max-time 20 -w '\\n%%{http_code}' " + " ".join(["%s"] * len(args)), *args
-    )
-    assert result.rc == 0, result.stderr
-    body, _, code = result.stdout.rpartition("\n")
-    return int(code), body
 
 
 @pytest.fixture(scope="module")
