@@ -9,12 +9,16 @@ re-read, so the same tests check the lab and a production inventory.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import ipaddress
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +64,7 @@ GROUP_ROLES = {
     "redis": "redis",
     "storage": "object_storage",
     "gcs_emulator": "gcs_emulator",
+    "build": "wheel_build",
 }
 # Reads a role's local fact of an inventory host: (host name, role name) -> the fact.
 FactReader = Callable[[str, str], dict[str, Any]]
@@ -252,11 +257,102 @@ def host_fact(host: testinfra.host.Host, name: str) -> dict[str, Any]:
     return fact
 
 
-def curl(host: testinfra.host.Host, *args: str) -> tuple[int, str]:
-    """curl on a host: (status code, body); curl printing the code on its own last line."""
-    result = host.run(
-        "curl -sS --max-time 20 -w '\\n%%{http_code}' " + " ".join(["%s"] * len(args)), *args
+# --- Secrets stay off command lines -------------------------------------------------------------
+# Every command a test runs is a command line twice over: testinfra starts `ssh … <command>` (the
+# ansible backend: `ansible … -a <command>`) on the controller, and the host runs
+# `/bin/sh -c <command>`; `ps` shows both to every user. So no command string ever holds a secret.
+# A command that needs one reads it on the host, from the file the service itself reads (a WAS's
+# environment file, the django_was fact's `env_file`), and names it: the host's shell expands
+# "$DJANGO_DB_PASSWORD" into a client's environment (MYSQL_PWD=…, REDISCLI_AUTH=…) or into the
+# output of a builtin piped to the client's stdin (printf … | curl -K -); ps shows neither.
+# tests/secret_watch.py checks this while the cluster tests run.
+#
+# ENV_RUN loads a KEY=value file the way the app does (gunicorn.conf.py, app-manage): one variable
+# per line, no quoting, # starts a comment line. Not with the shell's `.`: a value holding `$`, a
+# quote or `;` would be expanded or run. Its own argv holds code, the file's path and the script.
+ENV_RUN = """
+import os, sys
+with open(sys.argv[1], encoding="utf-8") as f:
+    for line in f:
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, sep, value = line.partition("=")
+            if sep:
+                os.environ[key.strip()] = value
+os.execv("/bin/sh", ["sh", "-c", sys.argv[2]])
+"""
+
+
+def env_command(env_file: str, script: str, *args: str) -> str:
+    """A command running the sh `script` with the variables of `env_file` in its environment.
+
+    `script` refers to secrets by name only ("$DJANGO_DB_PASSWORD"). Like host.run, each %s in it
+    becomes one of `args`, shell-quoted (%% is a literal %, with or without args). Run the result
+    as `host.run(command)`, with no further arguments.
+    """
+    body = script % tuple(shlex.quote(a) for a in args)
+    return shlex.join(["python3", "-c", ENV_RUN, env_file, body])
+
+
+def mariadb_app_command(env_file: str, query: str, password: str | None = None) -> str:
+    """The mariadb client on a WAS, connecting as the app does: account, password, server and TLS
+    from that WAS's environment file (with DJANGO_DB_SSL_CA set, TLS verifying the server against
+    that CA). `password` replaces the file's (a wrong one, to be refused)."""
+    script = (
+        ("DJANGO_DB_PASSWORD=%s; " if password is not None else "")
+        + 'set --; if [ -n "$DJANGO_DB_SSL_CA" ]; then'
+        ' set -- --ssl --ssl-ca="$DJANGO_DB_SSL_CA" --ssl-verify-server-cert; fi;'
+        ' MYSQL_PWD="$DJANGO_DB_PASSWORD" mariadb "$@" --batch --skip-column-names'
+        ' --connect-timeout=5 -h "$DJANGO_DB_HOST" -P "$DJANGO_DB_PORT" -u "$DJANGO_DB_USER"'
+        ' "$DJANGO_DB_NAME" -e %s'
     )
+    return env_command(env_file, script, *([password] if password is not None else []), query)
+
+
+# Prints the password of the WAS's cache URL DJANGO_REDIS_URL (redis://user:password@host:port/db,
+# URL-encoded), read from its environment.
+REDIS_URL_PASSWORD = (
+    "import os, urllib.parse as p; "
+    'print(p.unquote(p.urlsplit(os.environ["DJANGO_REDIS_URL"]).password or ""))'
+)
+
+
+def redis_app_command(env_file: str, address: str, port: int, user: str, *command: str) -> str:
+    """redis-cli on a WAS as `user` (the app's Redis user), with the password of DJANGO_REDIS_URL
+    in that WAS's environment file; it reaches redis-cli as REDISCLI_AUTH."""
+    script = (
+        'REDISCLI_AUTH="$(python3 -c %s)" redis-cli --no-auth-warning -h %s -p %s --user %s '
+        + " ".join(["%s"] * len(command))
+    )
+    return env_command(env_file, script, REDIS_URL_PASSWORD, address, str(port), user, *command)
+
+
+# Turns "user:password" on stdin into curl's config line `user = "…"` (\ and " escaped).
+CURL_USER_CONFIG = r"""sed 's/[\\"]/\\&/g; s/.*/user = "&"/'"""
+CURL = "curl -sS --max-time 20 -w '\\n%%{http_code}' "
+
+
+def curl_user_config(user: str) -> str:
+    """sh printing curl's config line for `user`, a shell word over the environment file's
+    variables such as "$DJANGO_S3_ACCESS_KEY:$DJANGO_S3_SECRET_KEY" (printf is a builtin)."""
+    return f"printf '%%s\\n' {user} | {CURL_USER_CONFIG}"
+
+
+def curl(
+    host: testinfra.host.Host, *args: str, env_file: str | None = None, user: str | None = None
+) -> tuple[int, str]:
+    """curl on a host: (status code, body); curl printing the code on its own last line.
+
+    With `user` (see curl_user_config) the credentials come from `env_file` on the host and reach
+    curl as a config on its stdin (-K -), never as --user on its command line.
+    """
+    words = " ".join(["%s"] * len(args))
+    if user is None:
+        result = host.run(CURL + words, *args)
+    else:
+        assert env_file, "curl: credentials come from an environment file on the host"
+        script = f"{curl_user_config(user)} | {CURL}-K - {words}"
+        result = host.run(env_command(env_file, script, *args))
     assert result.rc == 0, result.stderr
     body, _, code = result.stdout.rpartition("\n")
     return int(code), body
@@ -334,7 +430,9 @@ class Tier:
     """One data-tier server as its clients see it.
 
     `tier["port"]` reads what its role reports (the role's local fact on that host); secrets come
-    from the inventory; `firewall` is whether the host's firewall role says it filters.
+    from the inventory, for the controller's own use only: never in a command string (a command
+    reads a secret on the host, see env_command); `firewall` is whether the host's firewall role
+    says it filters.
     """
 
     name: str
@@ -345,3 +443,121 @@ class Tier:
 
     def __getitem__(self, key: str) -> Any:
         return self.fact[key]
+
+
+# --- Every secret the tests must keep off command lines (tests/secret_watch.py watches for them) --
+CONTRACT_DEFAULTS = REPO / "roles/cluster/defaults/main.yml"
+CONTRACT_FILTERS = REPO / "roles/cluster/filter_plugins/cluster.py"
+# A lab subnet this small or smaller has the derived database password of each of its addresses
+# watched: a scale-out test's new WAS takes an address the inventory does not list.
+WATCHED_SUBNET_SIZE = 4096
+# Variables of a WAS's environment file that hold a secret (beside the password of any URL).
+ENV_SECRET = re.compile(r"PASSWORD|SECRET|_KEY$")
+
+
+def secret_names(inventory: Path) -> tuple[str, ...]:
+    """The inventory's secret variables: the contract's `cluster_secrets` (roles/cluster/defaults,
+    or the inventory's own if it sets one), and SECRET_VARS."""
+    contract = yaml.safe_load(CONTRACT_DEFAULTS.read_text()) or {}
+    names = list(contract.get("cluster_secrets") or {})
+    for variables in inventory_data(inventory)["_meta"]["hostvars"].values():
+        if isinstance(variables.get("cluster_secrets"), dict):
+            names.extend(variables["cluster_secrets"])
+    return tuple(dict.fromkeys([*names, *SECRET_VARS]))
+
+
+def watched_secrets(inventory: Path) -> dict[str, str]:
+    """Secret value -> what it is (a name, never the value), for everything the cluster tests
+    must keep off command lines: each value of the inventory's secret variables (rendered here on
+    the controller), the secrets in each WAS's environment file (those readable now: a lab not
+    converged yet has none) and the database password derived for each WAS address."""
+    secrets: dict[str, str] = {}
+
+    def add(value: Any, name: str) -> None:
+        if value is not None and str(value).strip():
+            secrets.setdefault(str(value), name)
+
+    names = secret_names(inventory)
+    values = host_vars(inventory, names)
+    for host_values in values.values():
+        for name in names:
+            add(host_values.get(name), name)
+            for part, value in _key_file_secrets(host_values.get(name)):
+                add(value, f"{name} ({part})")
+    for host, variable, value in env_file_secrets(inventory):
+        add(value, f"{variable} in the environment file of {host}")
+    seeds = {str(v["cluster_db_password"]) for v in values.values() if v.get("cluster_db_password")}
+    for where, value in derived_db_passwords(inventory, seeds):
+        add(value, f"the database password of {where} (derived from cluster_db_password)")
+    return secrets
+
+
+def _key_file_secrets(value: Any) -> Iterator[tuple[str, str]]:
+    """The private parts of a service-account key (JSON text): a command line would more likely
+    hold one of them than the whole text. Nothing for any other value."""
+    try:
+        data = json.loads(value) if isinstance(value, str) else None
+    except ValueError:
+        return
+    if not isinstance(data, dict):
+        return
+    if isinstance(data.get("private_key_id"), str):
+        yield "private_key_id", data["private_key_id"]
+    for line in str(data.get("private_key") or "").splitlines():
+        if not line.startswith("-----"):
+            yield "private_key", line
+
+
+def env_file_secrets(inventory: Path) -> Iterator[tuple[str, str, str]]:
+    """(host, variable, value) of the secrets in each WAS's environment file (read through SSH's
+    output, never a command line): variables named like secrets, the password of any URL. A WAS
+    whose file cannot be read (not converged yet, unreachable) is skipped."""
+    for name in group_hosts(inventory, "was"):
+        try:
+            host = get_host(inventory, name)
+            text = host.check_output("cat %s", host_fact(host, "django_was")["env_file"])
+        except Exception:  # best effort: the derived passwords cover a lab not converged yet
+            continue
+        for variable, value in read_env(text.splitlines()).items():
+            if ENV_SECRET.search(variable):
+                yield name, variable, value
+            if "://" in value:
+                password = urllib.parse.urlsplit(value).password
+                if password:
+                    yield name, f"{variable} (password)", urllib.parse.unquote(password)
+                    yield name, f"{variable} (password)", password
+
+
+def read_env(lines: Iterable[str]) -> dict[str, str]:
+    """KEY=value lines as the app reads its environment file (and ENV_RUN on the hosts)."""
+    env = {}
+    for raw in lines:
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            key, sep, value = line.partition("=")
+            if sep:
+                env[key.strip()] = value
+    return env
+
+
+def derived_db_passwords(inventory: Path, seeds: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """(address, password) of the database accounts the contract derives from each seed, for each
+    inventory address and each address of a small lab subnet (the contract's filter computes
+    them; nothing when this tree's contract derives none)."""
+    spec = importlib.util.spec_from_file_location("cluster_contract_filters", CONTRACT_FILTERS)
+    if spec is None or spec.loader is None:
+        return
+    filters = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(filters)
+    accounts = getattr(filters, "cluster_db_accounts", None)
+    if accounts is None:
+        return
+    hostvars = inventory_data(inventory)["_meta"]["hostvars"]
+    addresses = {str(v["ansible_host"]).strip() for v in hostvars.values() if "ansible_host" in v}
+    for subnet in {str(v["lab_subnet"]) for v in hostvars.values() if v.get("lab_subnet")}:
+        network = ipaddress.ip_network(subnet, strict=False)
+        if network.num_addresses <= WATCHED_SUBNET_SIZE:
+            addresses.update(str(a) for a in network.hosts())
+    for seed in seeds:
+        for account in accounts(sorted(addresses), seed):
+            yield account["host"], account["password"]

@@ -6,6 +6,7 @@ Errors name the variable and say what to do, because they surface at gunicorn st
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -103,18 +104,40 @@ def databases(env: Mapping[str, str], base_dir: Path) -> dict[str, Any]:
                 "charset": "utf8mb4",
                 "init_command": "SET sql_mode='STRICT_TRANS_TABLES'",
                 "connect_timeout": 5,
+                **db_tls_options(env),
             },
         }
     }
 
 
+def db_tls_options(env: Mapping[str, str]) -> dict[str, Any]:
+    """TLS to the database, verified against the CA in DJANGO_DB_SSL_CA."""
+    ca = env.get("DJANGO_DB_SSL_CA", "").strip()
+    if not ca:
+        return {}
+    if not Path(ca).is_file():
+        raise ImproperlyConfigured(
+            f"DJANGO_DB_SSL_CA is {ca}, which is not a readable file: point it at the PEM "
+            "certificate of the CA that issued the database server's certificate, or unset it "
+            "for an unencrypted connection."
+        )
+    return {"ssl": {"ca": ca}, "ssl_mode": "VERIFY_IDENTITY"}
+
+
 def caches(env: Mapping[str, str]) -> dict[str, Any]:
+    """The "default" cache (rate limits, anything cached) and "sessions" (accounts.sessions)."""
     redis_url = env.get("DJANGO_REDIS_URL", "").strip()
     if not redis_url:
         # Development only: each process has its own cache.
-        return {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    return {
-        "default": {
+        locmem = "django.core.cache.backends.locmem.LocMemCache"
+        return {
+            "default": {"BACKEND": locmem},
+            "sessions": {"BACKEND": locmem, "LOCATION": "sessions"},
+        }
+    from accounts.revocation import connection_class_for
+
+    def redis_cache(ignore_exceptions: bool) -> dict[str, Any]:
+        return {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": redis_url,
             # Keys look like "app:<version>:<key>"; the Redis ACL allows the app user only app:*.
@@ -123,12 +146,86 @@ def caches(env: Mapping[str, str]) -> dict[str, Any]:
                 "CLIENT_CLASS": "django_redis.client.DefaultClient",
                 "SOCKET_CONNECT_TIMEOUT": 2,
                 "SOCKET_TIMEOUT": 2,
-                # A Redis outage degrades to cache misses (sessions fall back to the database)
-                # instead of failing every request; /readyz still reports it.
-                "IGNORE_EXCEPTIONS": True,
+                "IGNORE_EXCEPTIONS": ignore_exceptions,
+                # Every new connection first deletes the sessions logged out while Redis was
+                # unreachable (accounts.revocation). Both aliases share one pool per URL.
+                "CONNECTION_POOL_KWARGS": {"connection_class": connection_class_for(redis_url)},
             },
         }
+
+    return {
+        # A Redis outage degrades to cache misses instead of failing every request; /readyz
+        # still reports it.
+        "default": redis_cache(ignore_exceptions=True),
+        # Errors are visible here: the session store falls back to the database itself and
+        # records the deletes it could not make, which a silent failure would lose.
+        "sessions": redis_cache(ignore_exceptions=False),
     }
+
+
+# Rate-limited actions and their default limits: (POSTs, per seconds) per client address.
+RATE_LIMITS = {
+    "login": (10, 60),
+    "signup": (5, 600),
+    "guest": (5, 600),
+    "post": (30, 60),
+    "comment": (30, 60),
+    "guestbook": (10, 60),
+}
+
+
+def rate_limits(env: Mapping[str, str]) -> dict[str, tuple[int, int]]:
+    """DJANGO_RATE_LIMITS, e.g. "login=10/60,guest=5/600", over the defaults; enabled scopes only.
+
+    Empty: the defaults. "off": no limits at all. A count of 0 switches one scope off.
+    """
+    raw = env.get("DJANGO_RATE_LIMITS", "").strip()
+    if raw.lower() == "off":
+        return {}
+    limits = dict(RATE_LIMITS)
+    scopes = ", ".join(RATE_LIMITS)
+    for entry in (item.strip() for item in raw.split(",")):
+        if not entry:
+            continue
+        scope, equals, rate = (part.strip() for part in entry.partition("="))
+        count, slash, seconds = (part.strip() for part in rate.partition("/"))
+        if not (equals and slash and count.isdigit() and seconds.isdigit() and int(seconds) > 0):
+            raise ImproperlyConfigured(
+                f"DJANGO_RATE_LIMITS: {entry!r} is not scope=count/seconds (whole numbers, "
+                f"seconds at least 1), e.g. login=10/60. Scopes: {scopes}. A count of 0 "
+                "switches a scope off; DJANGO_RATE_LIMITS=off switches all of them off."
+            )
+        if scope.lower() not in RATE_LIMITS:
+            raise ImproperlyConfigured(
+                f"DJANGO_RATE_LIMITS: {entry!r} names no rate-limited action: use one of {scopes}."
+            )
+        limits[scope.lower()] = (int(count), int(seconds))
+    return {scope: limit for scope, limit in limits.items() if limit[0] > 0}
+
+
+def trusted_proxies(env: Mapping[str, str]) -> frozenset[str]:
+    """DJANGO_TRUSTED_PROXIES: the balancers' addresses, whose X-Forwarded-For is believed."""
+    addresses = set()
+    for item in env_list(env, "DJANGO_TRUSTED_PROXIES"):
+        try:
+            addresses.add(str(ipaddress.ip_address(item)))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"DJANGO_TRUSTED_PROXIES: {item!r} is not an IP address. List the addresses the "
+                "balancers connect to this server from, comma-separated, e.g. "
+                "10.77.0.11,10.77.0.12 (no networks, no host names)."
+            ) from None
+    return frozenset(addresses)
+
+
+def max_image_pixels(env: Mapping[str, str]) -> int:
+    value = env_int(env, "DJANGO_MAX_IMAGE_PIXELS", 24_000_000)
+    if value < 1:
+        raise ImproperlyConfigured(
+            "DJANGO_MAX_IMAGE_PIXELS=0 would refuse every image: give the largest width × height "
+            "to accept, e.g. 24000000."
+        )
+    return value
 
 
 def storages(env: Mapping[str, str], base_dir: Path) -> dict[str, Any]:

@@ -25,9 +25,13 @@ HTTPS = env.env_bool(E, "DJANGO_HTTPS", True)
 SECURE_SSL_REDIRECT = HTTPS
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
-SECURE_HSTS_SECONDS = 31_536_000 if HTTPS else 0
-SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
-SECURE_HSTS_PRELOAD = HTTPS
+# Off unless asked for: the installer's balancer sends HSTS itself, and only once the site has
+# real names and a trusted certificate; pinned to a lab's self-signed HTTPS, browsers get stuck.
+SECURE_HSTS_SECONDS = env.env_int(E, "DJANGO_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
+SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
+# check --deploy warns (W004) when the app sends no HSTS; with 0 that is the balancer's job.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_SECONDS else ["security.W004"]
 # Probes talk plain HTTP to each member; core.middleware answers them first anyway.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -86,8 +90,15 @@ DATABASES = env.databases(E, BASE_DIR)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = env.caches(E)
-# Write-through to the database, read from Redis: a Redis restart logs nobody out.
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Write-through to the database, read from Redis: a Redis restart logs nobody out, and a logout
+# during a Redis outage stays final (accounts.sessions, accounts.revocation).
+SESSION_ENGINE = "accounts.sessions"
+SESSION_CACHE_ALIAS = "sessions"
+
+# POSTs per client address, counted in the cache and so shared by every server (core.ratelimit).
+RATE_LIMITS = env.rate_limits(E)
+# The balancers: only their X-Forwarded-For names the client (core.addresses).
+TRUSTED_PROXIES = env.trusted_proxies(E)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -113,6 +124,8 @@ STATIC_ROOT = env.static_root(E, BASE_DIR)
 
 MAX_UPLOAD_MB = env.env_int(E, "DJANGO_MAX_UPLOAD_MB", 10)
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
+# Width × height an upload may declare: decoding allocates about 4 bytes per pixel.
+MAX_IMAGE_PIXELS = env.max_image_pixels(E)
 # Room for the other form fields and multipart framing around one image.
 MAX_REQUEST_BYTES = MAX_UPLOAD_BYTES + 1024 * 1024
 # Non-file form fields; files are limited by core.middleware.upload_limit and the forms.

@@ -13,7 +13,10 @@ from feed.models import CAPTION_MAX, COMMENT_MAX, Comment, Post
 
 # Formats browsers show everywhere; Pillow opens many more (PSD, EPS, ...) that we refuse.
 ALLOWED_FORMATS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp"}
-MAX_PIXELS = 40_000_000
+
+
+def megapixels(pixels: int) -> str:
+    return f"{pixels / 1_000_000:g}"
 
 
 def without_metadata(image: Image.Image) -> bytes | None:
@@ -60,23 +63,12 @@ class PhotoField(forms.ImageField):
                     "max": filesizeformat(settings.MAX_UPLOAD_BYTES),
                 },
             )
+        if data not in self.empty_values:
+            self.check_header(data)
         f = super().to_python(data)
         if f is None:
             return None
         image = f.image
-        if image.format not in ALLOWED_FORMATS:
-            raise ValidationError(
-                "%(format)s images are not accepted: upload JPEG, PNG, GIF or WebP.",
-                code="format",
-                params={"format": image.format or "Unknown"},
-            )
-        width, height = image.size
-        if width * height > MAX_PIXELS:
-            raise ValidationError(
-                "The image is %(w)s×%(h)s pixels; at most 40 megapixels are accepted.",
-                code="too_many_pixels",
-                params={"w": width, "h": height},
-            )
         # verify() checks structure only; decoding finds truncated or damaged pixel data.
         name = f"upload.{ALLOWED_FORMATS[image.format]}"
         try:
@@ -85,9 +77,7 @@ class PhotoField(forms.ImageField):
                 decoded.load()
                 clean = without_metadata(decoded)
         except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds
-            raise ValidationError(
-                self.error_messages["invalid_image"], code="invalid_image"
-            ) from exc
+            raise self.invalid_image() from exc
         finally:
             f.seek(0)
         if clean is None:
@@ -95,7 +85,45 @@ class PhotoField(forms.ImageField):
             f.name = name
             return f
         return SimpleUploadedFile(name, clean, Image.MIME[image.format])
-        return f
+
+    def invalid_image(self) -> ValidationError:
+        return ValidationError(self.error_messages["invalid_image"], code="invalid_image")
+
+    def check_header(self, data) -> None:
+        """Refuse a format or a size from the header alone, before any pixel is allocated.
+
+        Image.open is lazy: it parses the header and allocates nothing, so a 100-byte file that
+        declares 40,000 × 40,000 pixels (6.4 GB decoded) is refused here for what it declares.
+        """
+        limit = settings.MAX_IMAGE_PIXELS
+        too_many = ValidationError(
+            "The image has more than %(max)s megapixels; at most %(max)s megapixels are accepted.",
+            code="too_many_pixels",
+            params={"max": megapixels(limit)},
+        )
+        try:
+            data.seek(0)
+            with Image.open(data) as header:
+                fmt, (width, height) = header.format, header.size
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            # Pillow's own guard (feed.apps sets it to our limit, and makes the warning an error).
+            raise too_many from None
+        except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds
+            raise self.invalid_image() from exc
+        finally:
+            data.seek(0)
+        if fmt not in ALLOWED_FORMATS:
+            raise ValidationError(
+                "%(format)s images are not accepted: upload JPEG, PNG, GIF or WebP.",
+                code="format",
+                params={"format": fmt or "Unknown"},
+            )
+        if width * height > limit:
+            raise ValidationError(
+                "The image is %(w)s×%(h)s pixels; at most %(max)s megapixels are accepted.",
+                code="too_many_pixels",
+                params={"w": width, "h": height, "max": megapixels(limit)},
+            )
 
 
 class PostForm(forms.ModelForm):

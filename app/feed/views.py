@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from core.ratelimit import rate_limit
 from feed.forms import CommentForm, PostForm
 from feed.models import Like, Post
 
@@ -53,6 +54,7 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
+@rate_limit("post")
 @login_required
 def create(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
@@ -101,6 +103,7 @@ def unlike(request: HttpRequest, pk: int) -> HttpResponse:
     return back(request, post)
 
 
+@rate_limit("comment")
 @login_required
 @require_POST
 def comment(request: HttpRequest, pk: int) -> HttpResponse:

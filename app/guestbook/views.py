@@ -7,6 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.guests import is_guest
+from core.ratelimit import rate_limit
 from guestbook.forms import EntryForm
 from guestbook.models import Entry
 
@@ -24,6 +25,7 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "guestbook/detail.html", {"entry": entry})
 
 
+@rate_limit("guestbook")
 @login_required
 def create(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
+from django.core.cache import caches
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.test import Client
@@ -116,6 +117,13 @@ def gcs_env(server: FakeGCSServer, key_file: Path, bucket: str = BUCKET) -> dict
         "DJANGO_GCS_CREDENTIALS": str(key_file),
         "DJANGO_GCS_EMULATOR_URL": server.url,
     }
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches() -> None:
+    """Each test starts with empty local caches (rate-limit counters), as on a fresh server."""
+    for cache in caches.all(initialized_only=True):
+        cache.clear()
 
 
 @pytest.fixture(autouse=True)

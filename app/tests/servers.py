@@ -69,14 +69,29 @@ def port_open(port: int) -> bool:
         return sock.connect_ex((LOOPBACK, port)) == 0
 
 
+# The commands the installer allows the app's Redis user (redis_app_acl in
+# roles/redis/defaults/main.yml): no scripts, no KEYS/SCAN, no FLUSH*, no CONFIG, no pub/sub.
+# Without +client|setinfo, which Redis 7.0 does not know (redis-py ignores a refused SETINFO).
+APP_ACL = (
+    "-@all +get +set +getex +del +unlink +exists +expire +pexpire +persist +ttl +pttl +touch "
+    "+incr +incrby +decr +decrby +mget +multi +exec +discard "
+    "+ping +auth +hello +select +client|setname"
+)
+
+
 @dataclass
 class RedisServer:
-    """redis-server with the production ACL shape: user app may only touch keys app:*."""
+    """redis-server with the production ACL: user app may only touch keys app:*, with few commands.
+
+    persistent: an append-only file synced on every write, as in production, so that a stop and
+    a start() in the same directory bring the data back.
+    """
 
     workdir: Path
     port: int = field(default_factory=free_port)
     app_password: str = "app-secret"
     admin_password: str = "admin-secret"
+    persistent: bool = False
     proc: subprocess.Popen | None = None
 
     @property
@@ -106,10 +121,11 @@ class RedisServer:
                     f"dir {self.workdir}",
                     "daemonize no",
                     'save ""',
-                    "appendonly no",
+                    f"appendonly {'yes' if self.persistent else 'no'}",
+                    "appendfsync always",
                     "user default off",
                     f"user admin on >{self.admin_password} ~* &* +@all",
-                    f"user app on >{self.app_password} ~app:* &* +@all -@dangerous",
+                    f"user app on >{self.app_password} resetkeys ~app:* resetchannels {APP_ACL}",
                     "",
                 ]
             )

@@ -37,7 +37,7 @@ def test_signup_rejects_mismatched_passwords():
         reverse("accounts:signup"),
         {"username": "carol", "password1": "a-long-pass-phrase", "password2": "other-phrase-x"},
     )
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "didn’t match" in response.content.decode()
     assert not User.objects.filter(username="carol").exists()
 
@@ -47,6 +47,7 @@ def test_signup_rejects_weak_password():
         reverse("accounts:signup"),
         {"username": "carol", "password1": "123", "password2": "123"},
     )
+    assert response.status_code == 400
     assert not User.objects.filter(username="carol").exists()
     assert "too short" in response.content.decode()
 
@@ -60,6 +61,7 @@ def test_signup_rejects_guest_names():
             "password2": "a-long-pass-phrase",
         },
     )
+    assert response.status_code == 400
     assert "kept for guests" in response.content.decode()
     assert not User.objects.filter(username="guest-1234").exists()
 
@@ -69,6 +71,7 @@ def test_signup_rejects_taken_username(alice):
         reverse("accounts:signup"),
         {"username": "alice", "password1": "a-long-pass-phrase", "password2": "a-long-pass-phrase"},
     )
+    assert response.status_code == 400
     assert "already exists" in response.content.decode()
 
 
@@ -86,7 +89,7 @@ def test_login_and_logout(alice):
 def test_login_wrong_password(alice):
     client = Client()
     response = client.post(reverse("accounts:login"), {"username": "alice", "password": "nope"})
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "correct username and password" in response.content.decode()
     assert not logged_in_user(client).is_authenticated
 

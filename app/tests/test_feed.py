@@ -1,9 +1,14 @@
 from __future__ import annotations
 
 import io
+import struct
+import subprocess
+import sys
+import zlib
 from datetime import timedelta
 
 import pytest
+from django.conf import settings as django_settings
 from django.db import IntegrityError
 from django.test import Client
 from django.urls import reverse
@@ -13,6 +18,7 @@ from PIL import Image
 from feed.forms import PostForm
 from feed.models import Comment, Like, Post
 from tests.conftest import image_bytes, noisy_png, upload
+from tests.servers import env_without_django
 
 pytestmark = pytest.mark.django_db
 
@@ -81,7 +87,91 @@ def test_form_rejects_too_many_pixels():
     Image.new("1", (7000, 7000)).save(buffer, format="PNG")  # 49 MP in a few kB
     form = PostForm({}, {"image": upload("huge.png", buffer.getvalue())})
     assert not form.is_valid()
-    assert "at most 40 megapixels" in str(form.errors["image"])
+    assert "at most 24 megapixels are accepted" in str(form.errors["image"])
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A valid little PNG whose header declares any size: what a decompression bomb looks like."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    pixels = zlib.compress(b"\x00" * 64)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
+
+@pytest.fixture
+def decoded_sizes(monkeypatch) -> list[tuple[int, int]]:
+    """The size of every image whose pixels Pillow decodes (allocates) during the test."""
+    from PIL import ImageFile
+
+    sizes: list[tuple[int, int]] = []
+    load = ImageFile.ImageFile.load
+
+    def spy(self):
+        sizes.append(self.size)
+        return load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
+    return sizes
+
+
+def test_decompression_bomb_is_a_form_error_without_decoding(alice_client, decoded_sizes):
+    bomb = png_declaring(40_000, 40_000)
+    assert len(bomb) < 100
+    response = alice_client.post(reverse("feed:create"), {"image": upload("bomb.png", bomb)})
+    assert response.status_code == 400
+    assert "at most 24 megapixels are accepted" in response.content.decode()
+    assert decoded_sizes == []
+    assert not Post.objects.exists()
+
+
+def test_image_just_over_the_pixel_limit_is_refused_before_decoding(decoded_sizes):
+    # 25 MP: over our limit but under twice it, where Pillow itself would only warn.
+    buffer = io.BytesIO()
+    Image.new("1", (5000, 5000)).save(buffer, format="PNG")
+    form = PostForm({}, {"image": upload("big.png", buffer.getvalue())})
+    assert not form.is_valid()
+    assert "at most 24 megapixels are accepted" in str(form.errors["image"])
+    assert decoded_sizes == []
+
+
+def test_pixel_limit_from_settings(settings):
+    settings.MAX_IMAGE_PIXELS = 40 * 30
+    assert PostForm({}, {"image": upload("a.png", image_bytes("PNG", (40, 30)))}).is_valid()
+    form = PostForm({}, {"image": upload("b.png", image_bytes("PNG", (41, 30)))})
+    assert not form.is_valid()
+    assert "The image is 41×30 pixels; at most 0.0012 megapixels" in str(form.errors["image"])
+
+
+def test_pillow_guard_is_set_to_the_limit_in_the_app_process(tmp_path):
+    """Outside the tests' warning capture: Pillow's bomb warning is an error at our limit."""
+    (tmp_path / "big.png").write_bytes(png_declaring(5000, 5000))
+    script = (
+        "import django, warnings; django.setup(); from PIL import Image;"
+        "print(Image.MAX_IMAGE_PIXELS);"
+        f"Image.open({str(tmp_path / 'big.png')!r})"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=django_settings.BASE_DIR,
+        env=env_without_django(
+            DJANGO_SETTINGS_MODULE="config.settings",
+            DJANGO_SECRET_KEY="x" * 50,
+            DJANGO_MAX_IMAGE_PIXELS="20000000",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.stdout == "20000000\n"
+    assert proc.returncode != 0
+    assert "PIL.Image.DecompressionBombWarning: Image size (25000000 pixels)" in proc.stderr
 
 
 def test_photo_metadata_is_stripped_and_orientation_applied(alice, media_tmp):

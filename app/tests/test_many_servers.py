@@ -31,6 +31,8 @@ def server_env(tmp_path: Path, redis_server, seaweed) -> dict[str, str]:
         DJANGO_DB_NAME=str(tmp_path / "shared.sqlite3"),
         DJANGO_REDIS_URL=redis_server.app_url,
         DJANGO_LOG_LEVEL="WARNING",
+        # Long windows: a test never straddles two of them.
+        DJANGO_RATE_LIMITS="login=3/3600",
         **s3_env(seaweed),
     )
 
@@ -129,3 +131,26 @@ def test_session_and_uploads_work_across_servers(two_servers, seaweed):
     still = browser.get(f"{two}/", timeout=10)
     assert '<span class="who">dora</span>' in still.text
     assert requests.get(f"{two}/readyz", timeout=10).json()["status"] == "ok"
+
+
+def test_rate_limits_are_shared_by_the_servers(two_servers):
+    (one, _), (two, _) = two_servers
+    browser = requests.Session()
+    token = csrf_token(browser.get(f"{one}/accounts/login/", timeout=10).text)
+
+    def attempt(url: str) -> requests.Response:
+        return browser.post(
+            f"{url}/accounts/login/",
+            data={"csrfmiddlewaretoken": token, "username": "nobody", "password": "wrong"},
+            headers={"Referer": f"{url}/accounts/login/"},
+            allow_redirects=False,
+            timeout=10,
+        )
+
+    codes = [attempt(url).status_code for url in (one, two, one)]
+    assert codes == [400, 400, 400]
+    refused = attempt(two)  # the fourth attempt, counted on the other server too
+    assert refused.status_code == 429
+    assert "Too many requests" in refused.text
+    assert int(refused.headers["Retry-After"]) > 0
+    assert attempt(one).status_code == 429

@@ -13,7 +13,7 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 
 from config import env
-from tests.servers import env_without_django
+from tests.servers import env_without_django, free_port
 
 APP_DIR = Path(django_settings.BASE_DIR)
 PRODUCTION = {
@@ -113,9 +113,140 @@ def test_mysql_needs_its_credentials():
         )
 
 
+MYSQL = {
+    "DJANGO_DB_ENGINE": "mysql",
+    "DJANGO_DB_NAME": "app",
+    "DJANGO_DB_USER": "app",
+    "DJANGO_DB_PASSWORD": "pw",
+    "DJANGO_DB_HOST": "10.77.0.21",
+}
+
+
+def test_mysql_tls_verifies_the_server_against_the_ca(tmp_path):
+    ca = tmp_path / "db-ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    options = env.databases({**MYSQL, "DJANGO_DB_SSL_CA": str(ca)}, APP_DIR)["default"]["OPTIONS"]
+    assert options["ssl"] == {"ca": str(ca)}
+    assert options["ssl_mode"] == "VERIFY_IDENTITY"
+    assert options["charset"] == "utf8mb4"  # the other options stay
+    # Unset or empty (what the installer renders without a CA): no TLS options at all.
+    for environ in (MYSQL, {**MYSQL, "DJANGO_DB_SSL_CA": ""}):
+        options = env.databases(environ, APP_DIR)["default"]["OPTIONS"]
+        assert "ssl" not in options and "ssl_mode" not in options
+
+
+def test_mysql_tls_ca_must_exist(tmp_path):
+    missing = tmp_path / "nowhere.pem"
+    with pytest.raises(ImproperlyConfigured, match=f"DJANGO_DB_SSL_CA.*{re.escape(str(missing))}"):
+        env.databases({**MYSQL, "DJANGO_DB_SSL_CA": str(missing)}, APP_DIR)
+
+
+def test_mysql_client_library_takes_the_tls_options(tmp_path):
+    """mysqlclient refuses ssl_mode with NotSupportedError on client libraries without it."""
+    import MySQLdb
+
+    ca = tmp_path / "db-ca.pem"
+    ca.write_text("")
+    options = env.databases({**MYSQL, "DJANGO_DB_SSL_CA": str(ca)}, APP_DIR)["default"]["OPTIONS"]
+    with pytest.raises(MySQLdb.OperationalError) as error:
+        # Nobody listens there: getting as far as connecting proves the options were accepted.
+        MySQLdb.connect(
+            host="127.0.0.1",
+            port=free_port(),
+            user="app",
+            connect_timeout=2,
+            ssl=options["ssl"],
+            ssl_mode=options["ssl_mode"],
+        )
+    assert error.value.args[0] == 2002  # can't connect, not an option error
+
+
+def test_mysql_tls_ca_missing_fails_at_start(tmp_path):
+    proc = django_process(
+        ["manage.py", "check"],
+        **PRODUCTION,
+        **MYSQL,
+        DJANGO_DB_SSL_CA=str(tmp_path / "db-ca.pem"),
+    )
+    assert proc.returncode != 0
+    assert "ImproperlyConfigured: DJANGO_DB_SSL_CA" in proc.stderr
+
+
 def test_mysql_driver_is_installed():
     import MySQLdb  # noqa: F401 - mysqlclient built against libmysqlclient
     from django.db.backends.mysql import base  # noqa: F401
+
+
+# Rate limits, client addresses, image size
+
+
+def test_rate_limits_defaults():
+    limits = env.rate_limits({})
+    assert limits == env.RATE_LIMITS
+    assert set(limits) == {"login", "signup", "guest", "post", "comment", "guestbook"}
+    assert limits["guest"] == (5, 600)
+
+
+def test_rate_limits_override_and_switch_off():
+    limits = env.rate_limits({"DJANGO_RATE_LIMITS": " login=3/30 , Guest=0/600,"})
+    assert limits["login"] == (3, 30)
+    assert "guest" not in limits  # a count of 0 switches the scope off
+    assert limits["post"] == (30, 60)  # the others keep their defaults
+    assert env.rate_limits({"DJANGO_RATE_LIMITS": "off"}) == {}
+    assert env.rate_limits({"DJANGO_RATE_LIMITS": "OFF"}) == {}
+
+
+@pytest.mark.parametrize(
+    "entry", ["login", "login=10", "login=ten/60", "login=10/0", "login=-1/60", "login=1/60/2"]
+)
+def test_rate_limits_bad_entry_is_named_with_the_format(entry):
+    with pytest.raises(ImproperlyConfigured) as error:
+        env.rate_limits({"DJANGO_RATE_LIMITS": f"guest=5/600,{entry}"})
+    text = str(error.value)
+    assert text.startswith(f"DJANGO_RATE_LIMITS: {entry!r} is not scope=count/seconds")
+    assert "e.g. login=10/60" in text and "Scopes: login, signup, guest" in text
+
+
+def test_rate_limits_unknown_scope():
+    with pytest.raises(ImproperlyConfigured, match="'logon=1/60' names no rate-limited action"):
+        env.rate_limits({"DJANGO_RATE_LIMITS": "logon=1/60"})
+
+
+def test_trusted_proxies():
+    assert env.trusted_proxies({}) == frozenset()
+    proxies = env.trusted_proxies({"DJANGO_TRUSTED_PROXIES": "10.77.0.11, 2001:db8:0::1"})
+    assert proxies == {"10.77.0.11", "2001:db8::1"}
+    for bad in ("lb1.example", "10.77.0.0/24"):
+        with pytest.raises(ImproperlyConfigured, match=f"DJANGO_TRUSTED_PROXIES: '{bad}' is not"):
+            env.trusted_proxies({"DJANGO_TRUSTED_PROXIES": f"10.77.0.11,{bad}"})
+
+
+def test_max_image_pixels():
+    assert env.max_image_pixels({}) == 24_000_000
+    assert env.max_image_pixels({"DJANGO_MAX_IMAGE_PIXELS": "1000000"}) == 1_000_000
+    with pytest.raises(ImproperlyConfigured, match="DJANGO_MAX_IMAGE_PIXELS=0 would refuse"):
+        env.max_image_pixels({"DJANGO_MAX_IMAGE_PIXELS": "0"})
+
+
+def test_hardening_settings_from_env():
+    values = settings_in_process(
+        ["RATE_LIMITS", "TRUSTED_PROXIES", "MAX_IMAGE_PIXELS"],
+        **PRODUCTION,
+        DJANGO_RATE_LIMITS="off",
+        DJANGO_TRUSTED_PROXIES="10.77.0.11",
+        DJANGO_MAX_IMAGE_PIXELS="5000000",
+    )
+    assert values == {
+        "RATE_LIMITS": {},
+        "TRUSTED_PROXIES": str(frozenset({"10.77.0.11"})),
+        "MAX_IMAGE_PIXELS": 5_000_000,
+    }
+
+
+def test_bad_rate_limits_fail_at_start():
+    proc = django_process(["manage.py", "check"], **PRODUCTION, DJANGO_RATE_LIMITS="login=lots")
+    assert proc.returncode != 0
+    assert "DJANGO_RATE_LIMITS: 'login=lots' is not scope=count/seconds" in proc.stderr
 
 
 def test_redis_cache_prefix_and_locmem_fallback():
@@ -125,6 +256,23 @@ def test_redis_cache_prefix_and_locmem_fallback():
     assert redis["KEY_PREFIX"] == "app"
     local = env.caches({})["default"]
     assert local["BACKEND"].endswith("LocMemCache")
+
+
+def test_sessions_cache_shows_redis_errors_and_both_purge_on_connect():
+    from accounts.revocation import PurgingConnection, PurgingSSLConnection
+
+    caches = env.caches({"DJANGO_REDIS_URL": "redis://app:pw@10.77.0.31:6379/0"})
+    assert caches["default"]["OPTIONS"]["IGNORE_EXCEPTIONS"] is True
+    assert caches["sessions"]["OPTIONS"]["IGNORE_EXCEPTIONS"] is False
+    assert caches["sessions"]["KEY_PREFIX"] == "app"
+    for alias in ("default", "sessions"):
+        pool = caches[alias]["OPTIONS"]["CONNECTION_POOL_KWARGS"]
+        assert pool == {"connection_class": PurgingConnection}
+    tls = env.caches({"DJANGO_REDIS_URL": "rediss://app:pw@10.77.0.31:6380/0"})
+    assert tls["sessions"]["OPTIONS"]["CONNECTION_POOL_KWARGS"]["connection_class"] is (
+        PurgingSSLConnection
+    )
+    assert env.caches({})["sessions"]["BACKEND"].endswith("LocMemCache")
 
 
 def test_s3_storage_options():
@@ -273,7 +421,39 @@ def test_check_deploy_is_clean_with_production_settings():
         ["manage.py", "check", "--deploy", "--fail-level", "WARNING"], **PRODUCTION
     )
     assert proc.returncode == 0, proc.stderr + proc.stdout
+    # The one silenced check is W004 (no HSTS from the app): the balancer sends it.
+    assert "System check identified no issues (1 silenced)." in proc.stdout
+
+
+def test_check_deploy_silences_nothing_when_the_app_sends_hsts():
+    proc = django_process(
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        **PRODUCTION,
+        DJANGO_HSTS_SECONDS="31536000",
+    )
+    assert proc.returncode == 0, proc.stderr + proc.stdout
     assert "System check identified no issues (0 silenced)." in proc.stdout
+
+
+def test_hsts_is_off_unless_configured():
+    names = [
+        "SECURE_HSTS_SECONDS",
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+        "SECURE_HSTS_PRELOAD",
+        "SILENCED_SYSTEM_CHECKS",
+    ]
+    assert settings_in_process(names, **PRODUCTION) == {
+        "SECURE_HSTS_SECONDS": 0,
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": False,
+        "SECURE_HSTS_PRELOAD": False,
+        "SILENCED_SYSTEM_CHECKS": ["security.W004"],
+    }
+    assert settings_in_process(names, **PRODUCTION, DJANGO_HSTS_SECONDS="600") == {
+        "SECURE_HSTS_SECONDS": 600,
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": True,
+        "SECURE_HSTS_PRELOAD": True,
+        "SILENCED_SYSTEM_CHECKS": [],
+    }
 
 
 def test_https_defaults_on():
@@ -294,10 +474,10 @@ def test_https_defaults_on():
     )
     assert values["DEBUG"] is False
     assert values["SECURE_SSL_REDIRECT"] and values["SESSION_COOKIE_SECURE"]
-    assert values["CSRF_COOKIE_SECURE"] and values["SECURE_HSTS_SECONDS"] >= 31_536_000
+    assert values["CSRF_COOKIE_SECURE"] and values["SECURE_HSTS_SECONDS"] == 0
     assert values["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
     assert values["USE_X_FORWARDED_HOST"] is False
-    assert values["SESSION_ENGINE"] == "django.contrib.sessions.backends.cached_db"
+    assert values["SESSION_ENGINE"] == "accounts.sessions"
     assert values["ALLOWED_HOSTS"] == ["photos.example.com"]
     assert values["CSRF_TRUSTED_ORIGINS"] == ["https://photos.example.com"]
 

@@ -32,6 +32,7 @@ GROUP_FIXTURES = {
     "redis_host": "redis",
     "storage_host": "storage",
     "gcs_emulator_host": "gcs_emulator",
+    "build_host": "build",
     "was_host": "was",
     "lb_host": "lb",
     "any_host": "all",
@@ -86,6 +87,11 @@ def gcs_emulator_host(request: pytest.FixtureRequest) -> testinfra.host.Host:
 
 @pytest.fixture
 def was_host(request: pytest.FixtureRequest) -> testinfra.host.Host:
+    return _host(request)
+
+
+@pytest.fixture
+def build_host(request: pytest.FixtureRequest) -> testinfra.host.Host:
     return _host(request)
 
 

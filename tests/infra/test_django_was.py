@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from cluster_support import (
     CLOSED,
     FactReader,
+    env_command,
     get_host,
     group_hosts,
     probe,
@@ -83,6 +85,50 @@ def test_the_service_user_cannot_change_the_code(was_host: Host, was_fact: dict[
 def test_the_manage_wrapper_runs_django(was_host: Host, was_fact: dict[str, Any]) -> None:
     result = was_host.run("%s check", was_fact["manage"])
     assert result.rc == 0, result.stderr
+
+
+def test_gunicorn_has_a_memory_limit(was_host: Host, was_fact: dict[str, Any]) -> None:
+    limit = was_host.check_output("systemctl show -p MemoryMax --value %s", was_fact["service"])
+    if was_fact["memory_max"] == "infinity":
+        assert limit == "infinity"
+    else:
+        assert limit.isdigit() and int(limit) > 0, limit
+
+
+def test_the_housekeeping_timer_is_active(was_host: Host, was_fact: dict[str, Any]) -> None:
+    timer = was_host.service(was_fact["housekeeping_timer"])
+    assert timer.is_running and timer.is_enabled
+
+
+def test_housekeeping_runs(was_host: Host, was_fact: dict[str, Any]) -> None:
+    result = was_host.run("%s housekeeping", was_fact["manage"])
+    assert result.rc == 0, result.stderr
+    assert "expired sessions cleared" in result.stdout, result.stdout
+
+
+def test_housekeeping_skips_while_another_server_holds_its_lock(
+    was_host: Host, was_fact: dict[str, Any], inventory: Path, read_fact: FactReader
+) -> None:
+    """Another WAS (or this one, alone) holds the database lock: this one's run does nothing."""
+    names = group_hosts(inventory, "was")
+    others = [h for h in names if get_host(inventory, h).backend.host != was_host.backend.host]
+    holder_name = (others or names)[0]
+    holder, holder_fact = get_host(inventory, holder_name), read_fact(holder_name, "django_was")
+    hold = (
+        'set --; if [ -n "$DJANGO_DB_SSL_CA" ]; then set -- --ssl --ssl-ca="$DJANGO_DB_SSL_CA"; fi;'
+        ' MYSQL_PWD="$DJANGO_DB_PASSWORD" setsid -f timeout 30 mariadb "$@" -h "$DJANGO_DB_HOST"'
+        ' -P "$DJANGO_DB_PORT" -u "$DJANGO_DB_USER" -N'
+        " -e \"SELECT GET_LOCK('app.housekeeping', 0); SELECT SLEEP(8)\" >/dev/null 2>&1"
+    )
+    holder.run(env_command(holder_fact["env_file"], hold))
+    deadline = time.monotonic() + 20
+    while True:
+        result = was_host.run("%s housekeeping", was_fact["manage"])
+        assert result.rc == 0, result.stderr
+        if "skipped" in result.stdout or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert "skipped" in result.stdout, f"ran while the lock was held: {result.stdout}"
 
 
 def test_the_server_is_ready(was_host: Host, was_fact: dict[str, Any]) -> None:

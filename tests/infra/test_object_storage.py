@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -19,24 +18,35 @@ def s3_url(storage: Tier, key: str = "") -> str:
     return f"http://{storage.address}:{storage['s3_port']}/{storage['bucket']}/{key}"
 
 
-def curl(host: Host, *args: str, signed: Tier | None = None) -> tuple[int, str]:
-    """curl on a host, signed with the app's S3 keys when `signed` is the store."""
+# curl's --user for the app's S3 identity: the keys of a WAS's environment file, read there.
+APP_KEYS = '"$DJANGO_S3_ACCESS_KEY:$DJANGO_S3_SECRET_KEY"'
+# The app's access key with a wrong secret key.
+WRONG_SECRET = '"$DJANGO_S3_ACCESS_KEY:x"'
+
+
+def curl(
+    host: Host, *args: str, signed: str | None = None, user: str = APP_KEYS
+) -> tuple[int, str]:
+    """curl on a host; with `signed` (the environment file of a WAS, `host`), signed with the
+    app's S3 keys from that file, read there: the keys never reach a command line."""
     if signed is None:
         return any_curl(host, *args)
-    keys = ":".join(signed.secrets[k] for k in ("cluster_s3_access_key", "cluster_s3_secret_key"))
-    return any_curl(host, "--aws-sigv4", SIGV4, "--user", keys, *args)
+    return any_curl(host, "--aws-sigv4", SIGV4, *args, env_file=signed, user=user)
 
 
 @pytest.fixture
-def stored_object(was_host: Host, storage: Tier) -> Iterator[tuple[str, str]]:
+def stored_object(
+    was_host: Host, was_fact: dict[str, Any], storage: Tier
+) -> Iterator[tuple[str, str]]:
     """An object the app wrote from this WAS: (key, content); deleted afterwards."""
     key = f"media/infra-tests/{uuid.uuid4().hex}.txt"
     content = f"written by {was_host.address}"
+    signed = was_fact["env_file"]
     was_host.run("printf %s %s > /tmp/infra-object.txt", "%s", content)
-    code, body = curl(was_host, "-T", "/tmp/infra-object.txt", s3_url(storage, key), signed=storage)
+    code, body = curl(was_host, "-T", "/tmp/infra-object.txt", s3_url(storage, key), signed=signed)
     assert code == 200, body
     yield key, content
-    code, body = curl(was_host, "-X", "DELETE", s3_url(storage, key), signed=storage)
+    code, body = curl(was_host, "-X", "DELETE", s3_url(storage, key), signed=signed)
     assert code == 204, body
 
 
@@ -78,10 +88,10 @@ def test_internal_apis_are_unreachable_from_a_was(was_host: Host, storage: Tier,
 
 
 def test_the_app_reads_what_it_wrote(
-    was_host: Host, storage: Tier, stored_object: tuple[str, str]
+    was_host: Host, was_fact: dict[str, Any], storage: Tier, stored_object: tuple[str, str]
 ) -> None:
     key, content = stored_object
-    assert curl(was_host, s3_url(storage, key), signed=storage) == (200, content)
+    assert curl(was_host, s3_url(storage, key), signed=was_fact["env_file"]) == (200, content)
 
 
 def test_anonymous_clients_read_objects(
@@ -110,17 +120,19 @@ def test_anonymous_clients_may_not_delete(
     assert code == 403 and "AccessDenied" in body, body
 
 
-def test_a_wrong_secret_is_refused(was_host: Host, storage: Tier) -> None:
-    wrong = dataclasses.replace(storage, secrets={**storage.secrets, "cluster_s3_secret_key": "x"})
+def test_a_wrong_secret_is_refused(was_host: Host, was_fact: dict[str, Any], storage: Tier) -> None:
+    url = s3_url(storage, "media/x")
     code, body = curl(
-        was_host, "-X", "PUT", "--data", "x", s3_url(storage, "media/x"), signed=wrong
+        was_host, "-X", "PUT", "--data", "x", url, signed=was_fact["env_file"], user=WRONG_SECRET
     )
     assert code == 403, body
 
 
-def test_the_app_is_confined_to_its_bucket(was_host: Host, storage: Tier) -> None:
+def test_the_app_is_confined_to_its_bucket(
+    was_host: Host, was_fact: dict[str, Any], storage: Tier
+) -> None:
     other = f"http://{storage.address}:{storage['s3_port']}/infra-tests-other"
-    code, body = curl(was_host, "-X", "PUT", other, signed=storage)
+    code, body = curl(was_host, "-X", "PUT", other, signed=was_fact["env_file"])
     assert code == 403 and "AccessDenied" in body, body
 
 

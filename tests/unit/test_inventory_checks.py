@@ -30,6 +30,7 @@ ADDRESSES = {
     "db1": "10.77.0.21",
     "redis1": "10.77.0.31",
     "store1": "10.77.0.41",
+    "build1": "10.77.0.61",
 }
 GROUPS = {
     "all": list(ADDRESSES),
@@ -39,6 +40,7 @@ GROUPS = {
     "db": ["db1"],
     "redis": ["redis1"],
     "storage": ["store1"],
+    "build": ["build1"],
 }
 PLACEHOLDER = CONTRACT["cluster_placeholder"]
 
@@ -459,6 +461,52 @@ def test_https_without_public_names(tmp_path: Path) -> None:
         "cluster_https is true but cluster_public_names is empty",
         "cluster_https: false",
     )
+
+
+# --- Database connections -------------------------------------------------------------------------
+
+
+def test_every_was_budget_must_fit_in_the_database(tmp_path: Path) -> None:
+    was = [f"was{n}" for n in range(1, 14)]
+    hostvars = good_hostvars()
+    for n, host in enumerate(was[2:], 3):
+        hostvars[host] = {**hostvars["was1"], "ansible_host": f"10.77.0.{100 + n}"}
+    groups = {**GROUPS, "all": [*ADDRESSES, *was[2:]], "was": was}
+    per_was = CONTRACT["cluster_db_connections_per_was"]
+    assert 13 * per_was > CONTRACT["cluster_db_max_connections"], "the contract changed: resize"
+    the_problem(
+        problems(hostvars, tmp_path, groups),
+        f"13 WAS x {per_was}",
+        "cluster_db_max_connections is",
+        "raise cluster_db_max_connections",
+    )
+
+
+def test_a_raised_max_connections_fits_them(tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    for variables in hostvars.values():
+        variables["cluster_db_connections_per_was"] = 300
+    the_problem(problems(hostvars, tmp_path), "2 WAS x 300")
+    for variables in hostvars.values():
+        variables["cluster_db_max_connections"] = 700
+    assert problems(hostvars, tmp_path) == []
+
+
+def test_a_budget_must_be_a_number(tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    for variables in hostvars.values():
+        variables["cluster_db_connections_per_was"] = "lots"
+    the_problem(problems(hostvars, tmp_path), 'cluster_db_connections_per_was is "lots"')
+
+
+def test_a_server_cannot_be_both_serving_and_retired(tmp_path: Path) -> None:
+    groups = {**GROUPS, "retired": ["was2"]}
+    the_problem(problems(good_hostvars(), tmp_path, groups), "was2 is in both 'was' and 'retired'")
+
+
+def test_a_retired_server_outside_was_is_fine(tmp_path: Path) -> None:
+    groups = {**GROUPS, "was": ["was1"], "retired": ["was2"]}
+    assert problems(good_hostvars(), tmp_path, groups) == []
 
 
 # --- Ports ----------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ def spec_of(tmp_path: Path, hosts: dict[str, dict[str, str]], **lab_vars: str):
     return spec_from_inventory(read_inventory(make_inventory(tmp_path, hosts, **lab_vars)))
 
 
-def test_default_lab_inventory_has_the_six_hosts_of_the_design() -> None:
+def test_default_lab_inventory_has_the_hosts_of_the_design() -> None:
     spec = spec_from_inventory(read_inventory(REPO / "inventory/lab"))
     assert {h.name: str(h.address) for h in spec.hosts} == {
         "lb1": "10.77.0.10",
@@ -36,6 +36,7 @@ def test_default_lab_inventory_has_the_six_hosts_of_the_design() -> None:
         "db1": "10.77.0.21",
         "redis1": "10.77.0.31",
         "store1": "10.77.0.41",
+        "build1": "10.77.0.61",
     }
     assert spec.host("was1").groups == ("was",)
     assert spec.proxy_url == "http://10.77.0.1:8888"

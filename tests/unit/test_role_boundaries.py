@@ -24,6 +24,8 @@ ROLE_PREFIXES = {
     "redis": "redis_",
     "object_storage": "object_storage_",
     "gcs_emulator": "gcs_emulator_",
+    "wheel_build": "wheel_build_",
+    "tls_ca": "tls_ca_",
     "firewall": "firewall_",
     "ca_certificates": "ca_certificates_",
     "data_clients": "data_clients_",

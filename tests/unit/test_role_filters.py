@@ -33,6 +33,27 @@ def test_addresses_come_from_ansible_host() -> None:
     assert contract.cluster_addresses(["lb1", "was2"], HOSTVARS) == ["10.77.0.10", "10.77.0.12"]
 
 
+def test_each_database_account_has_its_own_password() -> None:
+    accounts = contract.cluster_db_accounts(["10.77.0.11", "10.77.0.12"], "seed-of-the-passwords")
+    assert [a["host"] for a in accounts] == ["10.77.0.11", "10.77.0.12"]
+    first, second = (a["password"] for a in accounts)
+    assert first != second
+    assert len(first) == contract.DERIVED_PASSWORD_LENGTH
+    assert "seed" not in first
+
+
+def test_derived_passwords_are_stable_and_change_with_the_seed() -> None:
+    again = contract.cluster_db_accounts(["10.77.0.11"], "seed-of-the-passwords")
+    other = contract.cluster_db_accounts(["10.77.0.11"], "another-seed-entirely")
+    assert again == contract.cluster_db_accounts(["10.77.0.11"], "seed-of-the-passwords")
+    assert again[0]["password"] != other[0]["password"]
+
+
+def test_an_empty_seed_is_refused() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        contract.cluster_derived_password("", "mariadb:10.77.0.11")
+
+
 def test_sources_split_groups_into_ipv4_and_ipv6() -> None:
     rule = {"name": "gunicorn", "port": 8000, "from_groups": ["was", "lb"]}
     assert firewall.firewall_sources(rule, GROUPS, HOSTVARS) == {

@@ -1,4 +1,4 @@
-"""Filters of the cluster contract: addresses and balancer members from the inventory.
+"""Filters of the cluster contract: addresses, balancer members and database accounts.
 
 Every address comes from a host's `ansible_host` (inventory data, never gathered facts), so a
 `--limit` run renders the whole cluster the same way.
@@ -6,8 +6,14 @@ Every address comes from a host's `ansible_host` (inventory data, never gathered
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+# Length of a derived password: 32 characters of URL-safe base64 (192 bits), safe in an env file.
+DERIVED_PASSWORD_LENGTH = 32
 
 
 def cluster_addresses(hosts: Iterable[str], hostvars: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -33,6 +39,31 @@ def cluster_members(
     return members
 
 
+def cluster_derived_password(seed: str, purpose: str) -> str:
+    """A password for one purpose (e.g. "mariadb:10.77.0.11"), derived from a seed secret.
+
+    HMAC-SHA256 is one-way: whoever holds one derived password learns neither the seed nor any
+    other purpose's password, so each host can get its own without a new secret per host.
+    """
+    if not seed:
+        raise ValueError("the seed secret is empty")
+    digest = hmac.new(seed.encode(), purpose.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode()[:DERIVED_PASSWORD_LENGTH]
+
+
+def cluster_db_accounts(addresses: Iterable[str], seed: str) -> list[dict[str, str]]:
+    """One database account per client address: {host, password}, the password its own."""
+    return [
+        {"host": address, "password": cluster_derived_password(seed, f"mariadb:{address}")}
+        for address in addresses
+    ]
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"cluster_addresses": cluster_addresses, "cluster_members": cluster_members}
+        return {
+            "cluster_addresses": cluster_addresses,
+            "cluster_members": cluster_members,
+            "cluster_derived_password": cluster_derived_password,
+            "cluster_db_accounts": cluster_db_accounts,
+        }

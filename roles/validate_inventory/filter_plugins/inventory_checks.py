@@ -382,6 +382,13 @@ def check_group_sizes(inv: Inventory) -> list[str]:
                 f"but needs {size_text(low, high)} (cluster_group_sizes). "
                 f"Fix the '{group}' group in {inv.hosts_file()}."
             )
+    both = sorted(set(inv.members("retired")) & set(inv.members("was")))
+    if both:
+        problems.append(
+            f"{listing(both)} {'is' if len(both) == 1 else 'are'} in both 'was' and 'retired': a "
+            f"retired server stops serving and loses its credentials. Remove it from one of the "
+            f"two groups in {inv.hosts_file()}."
+        )
     return problems
 
 
@@ -684,6 +691,44 @@ def check_https(inv: Inventory) -> list[str]:
     ]
 
 
+DB_BUDGET = (
+    "cluster_db_connections_per_was",
+    "cluster_db_migrate_connections",
+    "cluster_db_reserved_connections",
+    "cluster_db_max_connections",
+)
+
+
+def check_db_connections(inv: Inventory) -> list[str]:
+    """Every WAS's connection budget, the migration's and the reserve fit in max_connections."""
+    values = {}
+    for name in DB_BUDGET:
+        try:
+            value = inv.cluster_setting(name)
+        except Unreadable as exc:
+            return [unreadable_setting(inv, name, exc)]
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)  # from -e or a template: numbers arrive as text
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            return [
+                f"{name} is {show(value)}, not a whole number of connections: set one in "
+                f"{inv.where(name)}."
+            ]
+        values[name] = value
+    per_was, migrate, reserved, limit = (values[name] for name in DB_BUDGET)
+    was = len(inv.members("was"))
+    needed = was * per_was + migrate + reserved
+    if needed <= limit:
+        return []
+    return [
+        f"The database would need {needed} connections ({was} WAS x {per_was} "
+        f"cluster_db_connections_per_was + {migrate} for migrations + {reserved} reserved) but "
+        f"cluster_db_max_connections is {limit}: raise cluster_db_max_connections, or lower "
+        f"cluster_db_connections_per_was with gunicorn's workers or threads, in "
+        f"{inv.where('cluster_db_max_connections')}."
+    ]
+
+
 def gcs_key_problem(text: str) -> str | None:
     """What is wrong with a service-account key's JSON text, or None. Never quotes the key."""
     try:
@@ -875,6 +920,7 @@ CHECKS = (
     check_storage,
     check_placeholders,
     check_https,
+    check_db_connections,
     check_ports,
     check_firewall,
 )
