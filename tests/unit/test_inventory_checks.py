@@ -132,6 +132,7 @@ def test_group_sizes_are_said_in_words(low: int, high: int | None, text: str) ->
         ("db", ["db1", "db2"], "has 2 host(s) (db1, db2) but needs exactly 1"),
         ("lb", [], "has 0 host(s) (none) but needs at least 1"),
         ("redis", ["redis1", "redis2"], "needs exactly 1"),
+        ("build", [], "has 0 host(s) (none) but needs exactly 1"),
     ],
 )
 def test_group_of_a_size_the_contract_refuses(

@@ -39,6 +39,8 @@ PROJECT_PREFIXES = (
     "redis_",
     "object_storage_",
     "gcs_emulator_",
+    "wheel_build_",
+    "tls_ca_",
     "firewall_",
     "ca_certificates_",
     "data_clients_",
