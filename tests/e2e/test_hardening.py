@@ -21,7 +21,16 @@ from typing import Any
 import pytest
 import requests
 from cluster_support import get_host, group_hosts, host_fact
-from e2e_support import Cluster, lab, logged_in_as, pinned, post_form, sign_up, wait_for
+from e2e_support import (
+    Cluster,
+    csrf_token,
+    lab,
+    logged_in_as,
+    pinned,
+    post_form,
+    sign_up,
+    wait_for,
+)
 from outside import Outside, outside_client
 
 
@@ -246,7 +255,14 @@ def test_a_logout_during_a_redis_outage_stays_final(cluster: Cluster) -> None:
     redis, service = redis_service(cluster)
     lab(cluster.inventory, "ssh", redis, f"sleep 2; systemctl stop {shlex.quote(service)}")
     try:
-        response = post_form(client, f"{cluster.url}/accounts/logout/", {})
+        # Logging out is a POST (Django's LogoutView); the feed page holds the CSRF token.
+        token = csrf_token(client.get(f"{cluster.url}/", timeout=10).text)
+        response = client.post(
+            f"{cluster.url}/accounts/logout/",
+            data={"csrfmiddlewaretoken": token},
+            headers={"Referer": f"{cluster.url}/"},
+            timeout=30,
+        )
         assert response.status_code == 200 and logged_in_as(response.text) == ""
     finally:
         lab(cluster.inventory, "ssh", redis, f"systemctl start {shlex.quote(service)}")

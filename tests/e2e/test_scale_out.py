@@ -129,6 +129,7 @@ def test_the_new_was_serves_through_the_balancer(scaled: ScaleOut) -> None:
 class ScaleIn(NamedTuple):
     host: str  # the retired WAS
     address: str
+    inventory: Path  # the inventory that retired it (the lab knows the host through it)
     credentials: dict[str, str]  # what its environment file held, by variable, before it retired
 
 
@@ -149,7 +150,7 @@ def cluster_env_file(cluster: Cluster, host: str) -> str:
     return str(json.loads(fact)["env_file"])
 
 
-def files_written_since_boot(cluster: Cluster, host: str) -> bytes:
+def files_written_since_boot(inventory: Path, host: str) -> bytes:
     """Every small file the host wrote since its first boot, code and package data left out."""
     skip = " -o ".join(
         f"-path {p}"
@@ -161,7 +162,7 @@ def files_written_since_boot(cluster: Cluster, host: str) -> bytes:
         "-print0 | xargs -0 -r cat"
     )
     proc = subprocess.run(
-        [str(BIN / "lab"), "-i", str(cluster.inventory), "ssh", host, command],
+        [str(BIN / "lab"), "-i", str(inventory), "ssh", host, command],
         capture_output=True,
         timeout=300,
         check=False,
@@ -183,7 +184,7 @@ def scaled_in(
     )
     converge(inventory, tmp_path_factory.mktemp("runner-in"))
     scaled.restored["done"] = True
-    return ScaleIn(scaled.new_host, scaled.new_address, credentials)
+    return ScaleIn(scaled.new_host, scaled.new_address, inventory, credentials)
 
 
 def test_a_retired_was_is_no_member(cluster: Cluster, scaled_in: ScaleIn) -> None:
@@ -198,8 +199,9 @@ def test_a_retired_was_has_no_database_account(cluster: Cluster, scaled_in: Scal
 
 
 def test_a_retired_was_holds_no_credential(cluster: Cluster, scaled_in: ScaleIn) -> None:
-    written = files_written_since_boot(cluster, scaled_in.host)
+    written = files_written_since_boot(scaled_in.inventory, scaled_in.host)
     left = [name for name, value in scaled_in.credentials.items() if value.encode() in written]
     assert not left, f"{scaled_in.host} still holds {left} after it retired"
-    state = ssh(cluster, scaled_in.host, "systemctl is-active gunicorn || true").strip()
+    state = lab(scaled_in.inventory, "ssh", scaled_in.host, "systemctl is-active gunicorn || true")
+    state = state.strip()
     assert state != "active", "gunicorn still runs on the retired server"
