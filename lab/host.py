@@ -168,12 +168,23 @@ def kill(paths: LabPaths, spec: LabSpec, host: str) -> int:
     if init is None:
         raise LabError(f"host {host} is not running", f"`lab start {host}` boots it")
     members = procs.host_processes(init)
+    # At the instant of a crash the host's network stack is gone with it: the namespace, which
+    # outlives the host in the lab, must not keep answering for a floating address.
+    drop_floating_addresses(spec, host)
     procs.signal_pid(init, signal.SIGKILL)
     procs.wait_gone(members, 10)
     pid = nspawn_pid(paths, spec, host)
     if pid is not None:
         procs.wait_gone([pid], 10)
     return len(members)
+
+
+def drop_floating_addresses(spec: LabSpec, host: str) -> None:
+    """A host that is down holds no floating address (its namespace outlives it in the lab)."""
+    ns = network.netns_name(spec.name, host)
+    own = next((h for h in spec.hosts if h.name == host), None)
+    if own is not None and network.netns_exists(ns):
+        network.drop_other_addresses(ns, f"{own.address}/{spec.subnet.prefixlen}")
 
 
 def reap(paths: LabPaths, spec: LabSpec, host: str) -> None:
@@ -193,6 +204,7 @@ def reap(paths: LabPaths, spec: LabSpec, host: str) -> None:
         procs.signal_pid(stray_pid, signal.SIGKILL)
     procs.wait_gone(sorted(stray), 10)
     cgroups.remove_host(spec.name, host)
+    drop_floating_addresses(spec, host)
     paths.pidfile(host).unlink(missing_ok=True)
     shutil.rmtree(
         Path("/run/systemd/nspawn/propagate") / machine_name(spec.name, host), ignore_errors=True

@@ -68,11 +68,28 @@ def ensure_host_network(
     cidr = f"{address}/{subnet.prefixlen}"
     if cidr not in run(["ip", "-n", ns, "-4", "-o", "addr", "show", "dev", "eth0"]):
         run(["ip", "-n", ns, "addr", "add", cidr, "dev", "eth0"])
+    # A host boots with its own address only, as a VM does (a floating address it held is gone).
+    drop_other_addresses(ns, cidr)
     run(["ip", "-n", ns, "link", "set", "lo", "up"])
     run(["ip", "-n", ns, "link", "set", "eth0", "up"])
     gateway = next(subnet.hosts())
     run(["ip", "-n", ns, "route", "replace", "default", "via", str(gateway)])
     return ns
+
+
+def addresses(ns: str) -> list[str]:
+    """The IPv4 addresses (CIDR) on the host's eth0."""
+    out = run(["ip", "-n", ns, "-4", "-o", "addr", "show", "dev", "eth0"])
+    return [line.split()[3] for line in out.splitlines() if len(line.split()) > 3]
+
+
+def drop_other_addresses(ns: str, own_cidr: str) -> list[str]:
+    """Remove every address but the host's own from its eth0 (keepalived's floating addresses):
+    a crashed machine's addresses vanish with it, but the lab's namespace outlives the host."""
+    dropped = [cidr for cidr in addresses(ns) if cidr != own_cidr]
+    for cidr in dropped:
+        run(["ip", "-n", ns, "addr", "del", cidr, "dev", "eth0"])
+    return dropped
 
 
 def remove_host_network(lab: str, host: str) -> None:

@@ -67,23 +67,25 @@ def port_is_free(port: int) -> bool:
 
 
 def ensure_published(paths: LabPaths, spec: LabSpec) -> list[str]:
-    """Forward localhost ports to the first lb host; return what was newly published."""
-    target = spec.published_host
+    """Forward localhost ports to the balancers' floating address, or else to the first lb host;
+    return what was newly published."""
+    target = spec.published_target
     started: list[str] = []
     if target is None:
         return started
+    target_name, target_address = target
     for local, remote in sorted(spec.publish.items()):
         pidfile = paths.pidfile(f"publish-{local}")
         if procs.daemon_pid(pidfile, _publish_arg(local)) is not None:
             continue
         if not port_is_free(local):
             raise LabError(
-                f"localhost:{local} is already in use, so {target.name}:{remote} "
+                f"localhost:{local} is already in use, so {target_name}:{remote} "
                 "cannot be published there",
                 "free that port, or set lab_publish in the inventory to other ports",
             )
         procs.start_daemon(
-            ["socat", _publish_arg(local), f"TCP:{target.address}:{remote}"],
+            ["socat", _publish_arg(local), f"TCP:{target_address}:{remote}"],
             pidfile,
             paths.log(f"publish-{local}"),
         )
@@ -93,7 +95,7 @@ def ensure_published(paths: LabPaths, spec: LabSpec) -> list[str]:
             what=f"the forwarder of localhost:{local}",
             log=str(paths.log(f"publish-{local}")),
         )
-        started.append(f"localhost:{local} -> {target.name}:{remote}")
+        started.append(f"localhost:{local} -> {target_name} {target_address}:{remote}")
     return started
 
 

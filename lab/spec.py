@@ -23,8 +23,11 @@ DEFAULT_RELEASE = "trixie"
 # The bridge is named lab-<name>; Linux interface names hold at most 15 characters.
 LAB_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,10}$")
 HOST_LABEL_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", re.IGNORECASE)
-# The first host of group lb is published on this machine: local port -> lb port.
+# The balancers' floating address, or the first host of group lb, is published on this machine:
+# local port -> lb port.
 DEFAULT_PUBLISH = {8080: 80, 8443: 443}
+# The contract's name for the balancers' floating address (roles/cluster, roles/keepalived).
+FLOATING_ADDRESS_KEY = "cluster_lb_floating_address"
 PROXY_PORT = 8888
 
 
@@ -42,6 +45,8 @@ class LabSpec:
     release: str
     hosts: tuple[HostSpec, ...]
     publish: Mapping[int, int] = field(default_factory=dict)
+    # The balancers' floating address (keepalived moves it between them), if the inventory has one.
+    floating_address: ipaddress.IPv4Address | None = None
 
     @property
     def bridge(self) -> str:
@@ -66,6 +71,16 @@ class LabSpec:
     @property
     def published_host(self) -> HostSpec | None:
         return next((h for h in self.hosts if "lb" in h.groups), None)
+
+    @property
+    def published_target(self) -> tuple[str, ipaddress.IPv4Address] | None:
+        """What the published ports forward to: (a name for messages, its address)."""
+        host = self.published_host
+        if host is None:
+            return None
+        if self.floating_address is not None:
+            return ("the balancers' floating address", self.floating_address)
+        return (host.name, host.address)
 
 
 def read_inventory(inventory: Path) -> dict[str, Any]:
@@ -144,7 +159,18 @@ def spec_from_inventory(data: Mapping[str, Any]) -> LabSpec:
     has_lb = any("lb" in h.groups for h in hosts)
     publish_raw = _one_setting(hostvars, "lab_publish", DEFAULT_PUBLISH if has_lb else {})
     publish = {int(k): int(v) for k, v in dict(publish_raw).items()}
-    return LabSpec(name, subnet, release, tuple(hosts), publish)
+    floating = _one_setting(hostvars, FLOATING_ADDRESS_KEY, "")
+    floating_address = None
+    if floating:
+        try:
+            floating_address = ipaddress.IPv4Address(str(floating))
+        except ValueError as exc:
+            raise LabError(
+                f"{FLOATING_ADDRESS_KEY} {floating!r} is not an IPv4 address",
+                f"set {FLOATING_ADDRESS_KEY} to a free address inside {subnet}",
+            ) from exc
+        check_floating_address(floating_address, hosts, subnet)
+    return LabSpec(name, subnet, release, tuple(hosts), publish, floating_address)
 
 
 def check_lab_name(name: str) -> None:
@@ -217,6 +243,20 @@ def check_addresses(hosts: Iterable[HostSpec], subnet: ipaddress.IPv4Network) ->
                 "give every host its own ansible_host",
             )
         owner[host.address] = host.name
+
+
+def check_floating_address(
+    address: ipaddress.IPv4Address, hosts: Iterable[HostSpec], subnet: ipaddress.IPv4Network
+) -> None:
+    """The floating address lives on the lab's bridge too: inside the subnet, nobody's own."""
+    fix = f"set {FLOATING_ADDRESS_KEY} to a free address inside {subnet}"
+    if address not in subnet or address in (subnet.network_address, subnet.broadcast_address):
+        raise LabError(f"{FLOATING_ADDRESS_KEY} {address} is outside lab_subnet {subnet}", fix)
+    if address == next(subnet.hosts()):
+        raise LabError(f"{FLOATING_ADDRESS_KEY} {address} is the lab bridge's own address", fix)
+    for host in hosts:
+        if host.address == address:
+            raise LabError(f"{FLOATING_ADDRESS_KEY} {address} is {host.name}'s own address", fix)
 
 
 def check_overlaps(

@@ -53,7 +53,7 @@ SECRET_VARS = (
     "cluster_gcs_credentials_json",
 )
 # Variables rendered by `rendered`: a WAS host's balancer route, and the secrets.
-RENDERED_VARS = ("cluster_route", *SECRET_VARS)
+RENDERED_VARS = ("cluster_route", "cluster_lb_floating_address", *SECRET_VARS)
 FACTS_DIR = "/etc/ansible/facts.d"
 # The role serving each group (DESIGN.md); it leaves /etc/ansible/facts.d/<role>.fact on its hosts.
 # The firewall role runs on every host and leaves firewall.fact.

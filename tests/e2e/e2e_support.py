@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
-from cluster_support import BIN, REPO, address, get_host, group_hosts, host_fact
+from cluster_support import BIN, REPO, address, get_host, group_hosts, host_fact, rendered
 
 ARTIFACTS = REPO / "artifacts"
 T = TypeVar("T")
@@ -23,8 +23,9 @@ class Cluster:
     """The cluster under test: names from the inventory, settings from the roles' local facts."""
 
     inventory: Path
-    lb_name: str  # the first balancer, which the tests go through
-    lb: str  # its address
+    lb_name: str  # the first balancer
+    lb: str  # the front door the tests go through: the floating address, else lb_name's address
+    floating: str  # the balancers' floating address ("" without one)
     balancer: dict[str, Any]  # its apache_lb fact: port, sticky cookie, paths, service, members
     db_name: str  # the first database host
     db_user: str  # the application's MariaDB account (mariadb fact)
@@ -49,10 +50,12 @@ class Cluster:
 def read_cluster(inventory: Path) -> Cluster:
     lb_name = group_hosts(inventory, "lb")[0]
     db_name = group_hosts(inventory, "db")[0]
+    floating = str(rendered(inventory, lb_name)["cluster_lb_floating_address"] or "")
     return Cluster(
         inventory=inventory,
         lb_name=lb_name,
-        lb=address(inventory, lb_name),
+        lb=floating or address(inventory, lb_name),
+        floating=floating,
         balancer=host_fact(get_host(inventory, lb_name), "apache_lb"),
         db_name=db_name,
         db_user=str(host_fact(get_host(inventory, db_name), "mariadb")["app_user"]),

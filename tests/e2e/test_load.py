@@ -3,10 +3,8 @@
 Apache fails a request over to another member only while it has not been handed to the dying one.
 A request that was already on the WAS when it crashed is lost there. If it arrived on a kept-alive
 client connection, Apache closes that connection without an answer, so that the client sends it
-again (RFC 9112, section 9.3.1: an idempotent request may be retried automatically, and browsers
-do). The client here does what a browser does: it resends a GET once when the connection closed
-without a response. A failed request is one the visitor would see: an error status, or no answer
-even after that one retry.
+again. The client here does what a browser does (drills.get_like_a_browser): it resends a GET once
+when the connection closed without a response.
 """
 
 from __future__ import annotations
@@ -17,7 +15,8 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
-from e2e_support import ARTIFACTS, Cluster, lab, served_by, serves_again, wait_for
+from drills import get_like_a_browser
+from e2e_support import ARTIFACTS, Cluster, lab, serves_again, wait_for
 
 REQUESTS = 2000
 CONCURRENCY = 8
@@ -73,21 +72,3 @@ def test_load_with_a_was_killed_midway(cluster: Cluster) -> None:
     assert failed <= CONCURRENCY, report
 
     wait_for(f"{victim} to serve again", lambda: serves_again(cluster, victim), 120)
-
-
-def get_like_a_browser(session: requests.Session, url: str) -> str:
-    """GET url; resend once if the connection closed without a response. Returns the outcome."""
-    try:
-        return outcome_of(session.get(url, timeout=15))
-    except requests.ConnectionError:
-        pass  # closed without a response: resend below
-    except requests.RequestException as exc:
-        return f"error {type(exc).__name__}"
-    try:
-        return "retried " + outcome_of(session.get(url, timeout=15))
-    except requests.RequestException as exc:
-        return f"retried error {type(exc).__name__}"
-
-
-def outcome_of(response: requests.Response) -> str:
-    return f"ok:{served_by(response)}" if response.ok else f"http {response.status_code}"

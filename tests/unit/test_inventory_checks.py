@@ -253,7 +253,7 @@ def test_was_port_in_the_inventory_is_refused_naming_the_contract_port(tmp_path:
     [
         ("mariadb_port", 3307, "cluster_db_port", "django_was_db_port"),
         ("apache_lb_server_name", "www.example.com", "cluster_public_names", "django_was"),
-        ("firewall_owners", ["mariadb"], "cluster_group_roles", ""),
+        ("firewall_owners", ["mariadb"], "cluster_group_roles and cluster_lb_floating_address", ""),
     ],
 )
 def test_wired_names_in_the_inventory_are_refused(
@@ -281,7 +281,7 @@ def test_a_wired_secret_is_refused_without_showing_it(tmp_path: Path) -> None:
             "{{ cluster_s3_endpoint }}/{{ cluster_bucket }}",
             ["cluster_s3_endpoint", "cluster_bucket"],
         ),
-        (WIRING["firewall_owners"], ["cluster_group_roles"]),
+        (WIRING["firewall_owners"], ["cluster_group_roles", "cluster_lb_floating_address"]),
         ("{{ django_secret_key }}", ["django_secret_key"]),
     ],
 )
@@ -791,3 +791,35 @@ def test_the_emulator_port_may_not_clash_with_ssh(tmp_path: Path) -> None:
         problems(hostvars, tmp_path, groups),
         "cluster_ssh_port and cluster_gcs_emulator_port are both 22 on gcs1",
     )
+
+
+# --- The balancers' floating address ------------------------------------------------------------
+
+
+def test_a_free_floating_address_is_accepted(tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    set_everywhere(hostvars, "cluster_lb_floating_address", "10.77.0.100")
+    assert problems(hostvars, tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("10.77.0.300", ["'10.77.0.300'", "between 0 and 255", "free IPv4 address"]),
+        ("lb.example.com", ["'lb.example.com'", "free IPv4 address"]),
+        ("2001:db8::9", ["IPv6", "free IPv4 address"]),
+        ("10.77.0.11", ["10.77.0.11 is the own address of was1", "Pick a free address"]),
+    ],
+)
+def test_a_bad_floating_address_is_refused(value: str, words: list[str], tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    set_everywhere(hostvars, "cluster_lb_floating_address", value)
+    the_problem(problems(hostvars, tmp_path), "cluster_lb_floating_address", *words)
+
+
+@pytest.mark.parametrize("router_id", [0, 256, "fifty"])
+def test_a_bad_vrrp_router_id_is_refused(router_id: Any, tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    set_everywhere(hostvars, "cluster_lb_floating_address", "10.77.0.100")
+    set_everywhere(hostvars, "cluster_lb_vrrp_router_id", router_id)
+    the_problem(problems(hostvars, tmp_path), "cluster_lb_vrrp_router_id is", "1 to 255")

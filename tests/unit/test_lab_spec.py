@@ -31,6 +31,7 @@ def test_default_lab_inventory_has_the_hosts_of_the_design() -> None:
     spec = spec_from_inventory(read_inventory(REPO / "inventory/lab"))
     assert {h.name: str(h.address) for h in spec.hosts} == {
         "lb1": "10.77.0.10",
+        "lb2": "10.77.0.9",
         "was1": "10.77.0.11",
         "was2": "10.77.0.12",
         "db1": "10.77.0.21",
@@ -41,7 +42,35 @@ def test_default_lab_inventory_has_the_hosts_of_the_design() -> None:
     assert spec.host("was1").groups == ("was",)
     assert spec.proxy_url == "http://10.77.0.1:8888"
     assert spec.published_host is not None and spec.published_host.name == "lb1"
+    # Two balancers: the published ports follow the floating address keepalived moves.
+    assert str(spec.floating_address) == "10.77.0.100"
+    assert spec.published_target == ("the balancers' floating address", spec.floating_address)
     assert dict(spec.publish) == {8080: 80, 8443: 443}
+
+
+def test_one_balancer_without_floating_address_is_published_itself(tmp_path: Path) -> None:
+    path = make_inventory(tmp_path, {})
+    data = yaml.safe_load(path.read_text())
+    data["all"]["children"] = {"lb": {"hosts": {"lb1": {"ansible_host": "10.79.0.10"}}}}
+    path.write_text(yaml.safe_dump(data))
+    spec = spec_from_inventory(read_inventory(path))
+    assert spec.floating_address is None
+    assert spec.published_target == ("lb1", ipaddress.IPv4Address("10.79.0.10"))
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("10.79.0.300", "is not an IPv4 address"),
+        ("10.80.0.9", "is outside lab_subnet"),
+        ("10.79.0.1", "the lab bridge's own address"),
+        ("10.79.0.5", "is h1's own address"),
+    ],
+)
+def test_a_bad_floating_address_is_refused(tmp_path: Path, value: str, message: str) -> None:
+    with pytest.raises(LabError, match=message) as err:
+        spec_of(tmp_path, {"h1": {"ansible_host": "10.79.0.5"}}, cluster_lb_floating_address=value)
+    assert "set cluster_lb_floating_address to a free address inside 10.79.0.0/24" in str(err.value)
 
 
 def test_a_lab_without_lb_publishes_nothing(tmp_path: Path) -> None:

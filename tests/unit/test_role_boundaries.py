@@ -26,6 +26,7 @@ ROLE_PREFIXES = {
     "gcs_emulator": "gcs_emulator_",
     "wheel_build": "wheel_build_",
     "tls_ca": "tls_ca_",
+    "keepalived": "keepalived_",
     "firewall": "firewall_",
     "ca_certificates": "ca_certificates_",
     "data_clients": "data_clients_",
@@ -206,8 +207,8 @@ def test_foreign_names_scans_templates_defaults_and_argument_specs(tmp_path: Pat
 
 
 def test_a_role_without_a_prefix_is_an_offence(tmp_path: Path) -> None:
-    make_role(tmp_path / "roles", "keepalived", "tasks/main.yml", "---\n")
-    assert foreign_names(tmp_path / "roles") == ["roles/keepalived: no prefix for role keepalived"]
+    make_role(tmp_path / "roles", "haproxy", "tasks/main.yml", "---\n")
+    assert foreign_names(tmp_path / "roles") == ["roles/haproxy: no prefix for role haproxy"]
 
 
 @pytest.mark.parametrize(

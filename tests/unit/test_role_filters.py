@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from repo_module import load
@@ -79,3 +80,19 @@ def test_a_group_the_inventory_lacks_admits_nobody() -> None:
 def test_admin_networks_are_normalised_per_version(version: int, expected: list[str]) -> None:
     networks = ["10.77.0.1", "10.1.2.3/8", "2001:db8::/32"]
     assert firewall.firewall_networks(networks, version) == expected
+
+
+def test_the_balancers_listing_a_member_come_from_their_local_facts() -> None:
+    def lb(*addresses: str) -> dict[str, Any]:
+        return {"apache_lb": {"members": [{"address": a} for a in addresses]}}
+
+    hostvars = {
+        "lb1": {"ansible_facts": {"local": lb("10.77.0.11", "10.77.0.12")}},  # gathered
+        "lb2": {"ansible_facts": {"ansible_local": lb("10.77.0.11")}},  # delegated
+        "lb3": {"ansible_facts": {}},  # not converged yet
+    }
+    listing = contract.cluster_balancers_listing
+    assert listing(["lb1", "lb2", "lb3"], hostvars, "10.77.0.11") == ["lb1", "lb2"]
+    assert listing(["lb1", "lb2", "lb3"], hostvars, "10.77.0.12") == ["lb1"]
+    assert listing(["lb1", "lb2", "lb3"], hostvars, "10.77.0.13") == []
+    assert listing([], hostvars, "10.77.0.11") == []

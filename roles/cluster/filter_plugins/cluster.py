@@ -59,6 +59,21 @@ def cluster_db_accounts(addresses: Iterable[str], seed: str) -> list[dict[str, s
     ]
 
 
+def cluster_balancers_listing(
+    balancers: Iterable[str], hostvars: Mapping[str, Mapping[str, Any]], address: str
+) -> list[str]:
+    """The balancers whose apache_lb local fact lists a member at `address` (read from each
+    balancer's gathered or delegated local facts; a balancer not converged yet lists none)."""
+    found = []
+    for name in balancers:
+        facts = hostvars.get(name, {}).get("ansible_facts", {}) or {}
+        local = facts.get("local") or facts.get("ansible_local") or {}
+        members = (local.get("apache_lb") or {}).get("members") or []
+        if any(str(m.get("address", "")).strip() == str(address).strip() for m in members):
+            found.append(name)
+    return found
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
@@ -66,4 +81,5 @@ class FilterModule:
             "cluster_members": cluster_members,
             "cluster_derived_password": cluster_derived_password,
             "cluster_db_accounts": cluster_db_accounts,
+            "cluster_balancers_listing": cluster_balancers_listing,
         }

@@ -41,6 +41,7 @@ PROJECT_PREFIXES = (
     "gcs_emulator_",
     "wheel_build_",
     "tls_ca_",
+    "keepalived_",
     "firewall_",
     "ca_certificates_",
     "data_clients_",
@@ -731,6 +732,42 @@ def check_db_connections(inv: Inventory) -> list[str]:
     ]
 
 
+def check_floating_address(inv: Inventory) -> list[str]:
+    """The balancers' floating address: an IPv4 address nobody owns, and a valid VRRP router id."""
+    name, router_id_name = "cluster_lb_floating_address", "cluster_lb_vrrp_router_id"
+    try:
+        value = str(inv.cluster_setting(name) or "").strip()
+        router_id = inv.cluster_setting(router_id_name)
+    except Unreadable as exc:
+        return [unreadable_setting(inv, name, exc)]
+    if not value:
+        return []
+    problems = []
+    reason = address_problem(value)
+    if reason is None and ":" in value:
+        reason = "an IPv6 address: VRRP here carries one IPv4 address"
+    if reason:
+        problems.append(
+            f"{name} is '{value}', {reason}. Set it to a free IPv4 address on the balancers' "
+            f"network in {inv.where(name)}."
+        )
+    else:
+        owners = [h for h in inv.hosts if str(inv.var(h, "ansible_host")).strip() == value]
+        if owners:
+            problems.append(
+                f"{name} {value} is the own address of {listing(owners)}: the floating address "
+                f"must belong to no host. Pick a free address in {inv.where(name)}."
+            )
+    if isinstance(router_id, str) and router_id.strip().isdigit():
+        router_id = int(router_id)
+    if isinstance(router_id, bool) or not isinstance(router_id, int) or not 0 < router_id < 256:
+        problems.append(
+            f"{router_id_name} is {show(router_id)}: a VRRP router id is a whole number from 1 "
+            f"to 255. Fix it in {inv.where(router_id_name)}."
+        )
+    return problems
+
+
 def gcs_key_problem(text: str) -> str | None:
     """What is wrong with a service-account key's JSON text, or None. Never quotes the key."""
     try:
@@ -923,6 +960,7 @@ CHECKS = (
     check_placeholders,
     check_https,
     check_db_connections,
+    check_floating_address,
     check_ports,
     check_firewall,
 )

@@ -1,0 +1,195 @@
+"""Drills the tests and the bench share: break a part of the cluster under load, and measure.
+
+The client is browser-like: it resends a GET once when the connection closed without a response
+(RFC 9112, section 9.3.1: an idempotent request may be retried automatically, and browsers do).
+A failed request is one a visitor would see: an error status, or no answer even after that retry.
+A raw failure is any request whose first attempt did not succeed.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from lab.network import netns_name
+
+SAMPLE_SECONDS = 0.02
+
+
+def get_like_a_browser(session: requests.Session, url: str, timeout: float = 15) -> str:
+    """GET url; resend once if the connection closed without a response. Returns the outcome:
+    "ok:<X-Served-By>", "http <status>" or "error <exception>", prefixed "retried " when resent."""
+    try:
+        return outcome_of(session.get(url, timeout=timeout))
+    except requests.ConnectionError:
+        pass  # closed (or refused) without a response: resend below
+    except requests.RequestException as exc:
+        return f"error {type(exc).__name__}"
+    try:
+        return "retried " + outcome_of(session.get(url, timeout=timeout))
+    except requests.RequestException as exc:
+        return f"retried error {type(exc).__name__}"
+
+
+def outcome_of(response: requests.Response) -> str:
+    if response.ok:
+        return f"ok:{response.headers.get('X-Served-By', '')}"
+    return f"http {response.status_code}"
+
+
+def failed(outcome: str) -> bool:
+    """What the visitor saw was not a page, even after the one resend."""
+    return not outcome.split()[-1].startswith("ok:")
+
+
+def raw_failure(outcome: str) -> bool:
+    """The first attempt did not succeed (resent, or failed)."""
+    return not outcome.startswith("ok:")
+
+
+# --- The balancers' floating address -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FloatingAddress:
+    """Where the balancers' floating address is, read from each lab host's network namespace
+    (the lab's own view: fast enough to sample every few milliseconds, and never wrong)."""
+
+    lab_name: str
+    address: str
+    balancers: tuple[str, ...]
+
+    def holders(self) -> list[str]:
+        found = []
+        for name in self.balancers:
+            out = subprocess.run(
+                ["ip", "-n", netns_name(self.lab_name, name), "-4", "-o", "addr", "show"],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout
+            if any(f" {self.address}/" in line for line in out.splitlines()):
+                found.append(name)
+        return found
+
+
+@dataclass
+class Watch:
+    """Samples of who holds the address: (seconds since the watch began, holders)."""
+
+    samples: list[tuple[float, tuple[str, ...]]] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def most_holders(self) -> int:
+        return max((len(h) for _, h in self.samples), default=0)
+
+    def seconds_without_holder(self, after: float) -> float:
+        pairs = zip(self.samples, self.samples[1:], strict=False)
+        return sum(b[0] - a[0] for a, b in pairs if a[0] >= after and not a[1])
+
+    def first_time(self, after: float, predicate: Callable[[tuple[str, ...]], bool]) -> float:
+        return next((t for t, h in self.samples if t >= after and predicate(h)), -1.0)
+
+
+def watch_holders(floating: FloatingAddress, stop: threading.Event, watch: Watch) -> None:
+    while not stop.is_set():
+        watch.samples.append((time.monotonic() - watch.started, tuple(floating.holders())))
+        time.sleep(SAMPLE_SECONDS)
+
+
+def balancer_failover(
+    floating: FloatingAddress,
+    url: str,
+    fault: Callable[[str], None],
+    concurrency: int = 8,
+    warmup: float = 3.0,
+    settle: float = 5.0,
+    timeout: float = 60.0,
+) -> dict[str, Any]:
+    """Browser-like GETs of `url` from `concurrency` clients while `fault(holder)` breaks the
+    balancer that holds the floating address; returns what happened, as a report."""
+    stop_load, stop_watch = threading.Event(), threading.Event()
+    watch = Watch()
+    outcomes: list[tuple[float, float, str]] = []  # (sent, answered, outcome)
+    lock = threading.Lock()
+
+    def client() -> None:
+        session = requests.Session()
+        while not stop_load.is_set():
+            sent = time.monotonic() - watch.started
+            outcome = get_like_a_browser(session, url)
+            session.cookies.clear()  # every request a new visitor: no stickiness
+            with lock:
+                outcomes.append((sent, time.monotonic() - watch.started, outcome))
+
+    before = floating.holders()
+    assert len(before) == 1, f"before the fault, {before or 'no balancer'} held {floating.address}"
+    victim = before[0]
+    watcher = threading.Thread(target=watch_holders, args=(floating, stop_watch, watch))
+    watcher.start()
+    try:
+        with ThreadPoolExecutor(concurrency) as pool:
+            for _ in range(concurrency):
+                pool.submit(client)
+            try:
+                time.sleep(warmup)
+                fault(victim)
+                fault_done = time.monotonic() - watch.started
+                deadline = time.monotonic() + timeout
+                while not any(h and victim not in h for _, h in watch.samples[-5:]):
+                    assert time.monotonic() < deadline, (
+                        f"{floating.address} did not leave {victim} within {timeout:.0f} s"
+                    )
+                    time.sleep(SAMPLE_SECONDS)
+                time.sleep(settle)
+            finally:
+                stop_load.set()
+    finally:
+        stop_watch.set()
+        watcher.join()
+    # The fault's instant: the victim lost the address (a crash takes it at once), or else the
+    # fault's command returned (a dead service keeps it until the check notices).
+    lost = watch.first_time(0, lambda h: victim not in h)
+    fault_at = min(fault_done, lost) if lost >= 0 else fault_done
+    moved_at = watch.first_time(fault_at, lambda h: bool(h) and victim not in h)
+    after = watch.samples[-1][1]
+    counts = Counter(outcome for _, _, outcome in outcomes)
+    pages = sorted(t for _, t, o in outcomes if not failed(o))
+    return {
+        "victim": victim,
+        "new_holder": after[0] if len(after) == 1 else list(after),
+        "seconds_to_move": round(moved_at - fault_at, 2) if moved_at >= 0 else None,
+        "seconds_without_holder": round(watch.seconds_without_holder(fault_at), 2),
+        "most_holders_at_once": watch.most_holders(),
+        "samples": len(watch.samples),
+        "requests": len(outcomes),
+        "raw_failures": sum(n for o, n in counts.items() if raw_failure(o)),
+        "failed_after_one_retry": sum(n for o, n in counts.items() if failed(o)),
+        # Sent once the address had moved (plus a second for the clients' ARP caches to follow).
+        "failed_after_the_move": sum(
+            1 for sent, _, o in outcomes if failed(o) and moved_at >= 0 and sent > moved_at + 1
+        ),
+        # The longest time no client received a page (answers arrive while others wait).
+        "longest_seconds_without_a_page": round(
+            max((b - a for a, b in zip(pages, pages[1:], strict=False)), default=0.0), 2
+        ),
+        "outcomes": dict(counts),
+    }
+
+
+def hold_steady(floating: FloatingAddress, seconds: float) -> set[tuple[str, ...]]:
+    """Every set of holders seen over `seconds` (a steady cluster shows exactly one)."""
+    seen: set[tuple[str, ...]] = set()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        seen.add(tuple(floating.holders()))
+        time.sleep(SAMPLE_SECONDS * 5)
+    return seen
