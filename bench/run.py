@@ -38,12 +38,18 @@ BIN = Path(sys.executable).parent
 INVENTORY = REPO / "inventory/lab"
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 LOAD_SECONDS = int(os.environ.get("BENCH_LOAD_SECONDS", "10"))
+# BENCH_ONLY=cluster measures the cluster rounds only (about 15 minutes a run, on the lab as it
+# is); the installer's figures are kept from docs/benchmarks.json and marked as earlier.
+ONLY = os.environ.get("BENCH_ONLY", "")
 SHIPPED_CFG = REPO / "ansible.cfg"
 STOCK_CFG = REPO / "bench/stock-ansible.cfg"
 INSTALL_ACTIONS = {"apt", "ansible.builtin.apt", "pip", "ansible.builtin.pip"}
 # The tests' helpers (inventory copies, fact paths) serve the bench too.
 sys.path.insert(0, str(REPO / "tests"))
 raw: dict[str, Any] = {}
+# Figures of an earlier run that this one does not measure (BENCH_ONLY): key -> values, and the
+# commit that measured them.
+earlier: dict[str, Any] = {}
 
 
 def say(message: str) -> None:
@@ -80,13 +86,16 @@ class Converged:
     events: list[dict[str, Any]]
 
 
-def converge(inventory: Path, cfg: Path, extravars: dict[str, Any] | None = None) -> Converged:
+def playbook(
+    path: str, inventory: Path, cfg: Path, extravars: dict[str, Any] | None = None
+) -> Converged:
+    """Run a playbook of this repository; stop the bench if it fails."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-runner-"))
     started = time.monotonic()
     runner = ansible_runner.run(
         private_data_dir=str(workdir),
         project_dir=str(REPO),
-        playbook=str(REPO / "site.yml"),
+        playbook=str(REPO / path),
         inventory=str(inventory),
         envvars={"ANSIBLE_CONFIG": str(cfg)},
         extravars=extravars or {},
@@ -94,10 +103,14 @@ def converge(inventory: Path, cfg: Path, extravars: dict[str, Any] | None = None
     )
     seconds = time.monotonic() - started
     if runner.status != "successful":
-        raise SystemExit(f"bench: site.yml failed with {cfg.name}: {runner.stats}")
+        raise SystemExit(f"bench: {path} {extravars or ''} failed with {cfg.name}: {runner.stats}")
     done = Converged(seconds, runner.stats or {}, list(runner.events))
     shutil.rmtree(workdir, ignore_errors=True)  # the events are read: the artifacts can go
     return done
+
+
+def converge(inventory: Path, cfg: Path, extravars: dict[str, Any] | None = None) -> Converged:
+    return playbook("site.yml", inventory, cfg, extravars)
 
 
 def install_seconds(converged: Converged) -> dict[str, float]:
@@ -188,7 +201,10 @@ class Cluster:
     """The cluster as the bench drives it: the first balancer, and the WAS hosts in order."""
 
     lb_name: str
-    lb_url: str  # http://<address>[:<port>] of the first balancer
+    lb_url: str  # http://<address>[:<port>] of the front door: the floating address, else lb_name
+    floating: str  # the balancers' floating address ("" without one)
+    balancers: tuple[str, ...]
+    lab_name: str
     health_path: str
     manager_url: str  # the balancer-manager, as the balancer itself reaches it
     was: dict[str, str]  # inventory name (also X-Served-By) -> address
@@ -220,10 +236,14 @@ def read_cluster() -> Cluster:
     balancer = fact(lb_name, "apache_lb")
     gunicorn = fact(next(iter(was)), "django_was")
     port = int(balancer["http_port"])
-    lb = str(hostvars[lb_name]["ansible_host"])
+    floating = str(hostvars[lb_name].get("cluster_lb_floating_address") or "")
+    lb = floating or str(hostvars[lb_name]["ansible_host"])
     return Cluster(
         lb_name=lb_name,
         lb_url=f"http://{lb}" if port == 80 else f"http://{lb}:{port}",
+        floating=floating,
+        balancers=tuple(kinds["lb"]),
+        lab_name=str(hostvars[lb_name]["lab_name"]),
         health_path=balancer["health_path"],
         manager_url=f"http://127.0.0.1:{port}{balancer['manager_path']}",
         was=was,
@@ -370,11 +390,55 @@ def rolling_reload_round(cluster: Cluster) -> None:
     record("reload.requests", outcome["ok"] + outcome["failed"])
 
 
+def lb_failover_round(cluster: Cluster) -> None:
+    from drills import FloatingAddress, balancer_failover
+
+    if not cluster.floating or len(cluster.balancers) < 2:
+        say("balancer failover: no balancer pair with a floating address, skipped")
+        return
+    say("balancer failover: browser-like load, kill the balancer holding the floating address")
+    floating = FloatingAddress(cluster.lab_name, cluster.floating, cluster.balancers)
+    killed: list[str] = []
+
+    def crash(holder: str) -> None:
+        lab("kill", holder)
+        killed.append(holder)
+
+    try:
+        found = balancer_failover(floating, cluster.url("/guestbook/"), crash)
+    finally:
+        for host in killed:
+            lab("start", host)
+    record("lb_failover.seconds_to_move", float(found["seconds_to_move"] or 0))
+    record("lb_failover.raw_failures", found["raw_failures"])
+    record("lb_failover.failed", found["failed_after_one_retry"])
+    record("lb_failover.requests", found["requests"])
+
+
+def deploy_round(cluster: Cluster) -> None:
+    """deploy.yml of a new release under load, then the rollback to the one before."""
+    from drills import new_release_tree
+
+    before = requests.get(cluster.url(cluster.health_path), timeout=10).headers["X-App-Release"]
+    with tempfile.TemporaryDirectory(prefix="bench-deploy-") as tmp:
+        tree = new_release_tree(Path(tmp), f"bench release {time.time()}")
+        rounds = (("deploy", {"app_src": str(tree)}), ("rollback", {"app_release": before}))
+        for key, extravars in rounds:
+            say(f"{key}: playbooks/deploy.yml {extravars} under steady load")
+            with steady_load(cluster.url("/guestbook/")) as outcome:
+                started = time.monotonic()
+                playbook("playbooks/deploy.yml", INVENTORY, SHIPPED_CFG, extravars)
+                record(f"{key}.seconds", time.monotonic() - started)
+            record(f"{key}.failed", outcome["failed"])
+            record(f"{key}.requests", outcome["ok"] + outcome["failed"])
+            raw.setdefault(f"{key}.errors", []).append(dict(outcome["errors"]))
+
+
 # --- the report -----------------------------------------------------------------------------
 
 
 def summary(key: str) -> tuple[float, float, float, int]:
-    values = raw.get(key, [])
+    values = raw.get(key) or earlier.get("raw", {}).get(key, [])
     if not values:
         return (0.0, 0.0, 0.0, 0)
     return (statistics.median(values), min(values), max(values), len(values))
@@ -419,6 +483,18 @@ ROWS = [
     ("failover: seconds until the member is out", "failover.seconds_to_out"),
     ("rolling reload of every WAS: failed requests", "reload.failed"),
     ("rolling reload: requests during the window", "reload.requests"),
+    ("Balancer pair (kill the holder of the floating address under load)", None),
+    ("seconds until another balancer holds it", "lb_failover.seconds_to_move"),
+    ("failed requests, browser-like client (one resend)", "lb_failover.failed"),
+    ("raw failures (first attempt)", "lb_failover.raw_failures"),
+    ("requests during the window", "lb_failover.requests"),
+    ("Rolling deploy (playbooks/deploy.yml, GET load, no resend)", None),
+    ("deploy of a new release (s)", "deploy.seconds"),
+    ("deploy: failed requests", "deploy.failed"),
+    ("deploy: requests during the window", "deploy.requests"),
+    ("rollback to the release before (s)", "rollback.seconds"),
+    ("rollback: failed requests", "rollback.failed"),
+    ("rollback: requests during the window", "rollback.requests"),
 ]
 
 
@@ -437,6 +513,14 @@ def write_report(started: float) -> None:
         f"Each figure is the median of {RUNS} runs, with min and max; the whole run took "
         f"{(time.monotonic() - started) / 60:.0f} minutes. Raw numbers: `docs/benchmarks.json`.",
         "These machines are shared and noisy: the ratios, measured side by side, carry the claims.",
+        *(
+            [
+                f"Rows marked (earlier run) are from commit `{earlier.get('commit', '?')}` "
+                f"({earlier.get('date', '?')}): this run measured the {ONLY} rounds only."
+            ]
+            if earlier
+            else []
+        ),
         "",
         "| measure | median | min | max | runs |",
         "| --- | --- | --- | --- | --- |",
@@ -446,8 +530,9 @@ def write_report(started: float) -> None:
             lines.append(f"| **{label}** | | | | |")
             continue
         cells = [summary(k) for k in key.split("|")]
+        mark = " (earlier run)" if not raw.get(key.split("|")[0]) and cells[0][3] else ""
         lines.append(
-            f"| {label} | "
+            f"| {label}{mark} | "
             + " | ".join(" / ".join(fmt(c[i]) for c in cells) for i in range(3))
             + f" | {cells[0][3]} |"
         )
@@ -481,7 +566,15 @@ def write_report(started: float) -> None:
                 "commit": commit,
                 "machine": machine,
                 "runs": RUNS,
-                "raw": raw,
+                "raw": {**earlier.get("raw", {}), **raw},
+                # BENCH_ONLY: what this run kept from an earlier one, and from which commit.
+                "earlier": {
+                    "commit": earlier.get("commit"),
+                    "date": earlier.get("date"),
+                    "keys": sorted(set(earlier.get("raw", {})) - set(raw)),
+                }
+                if earlier
+                else None,
                 "ratios": ratios,
             },
             indent=2,
@@ -496,6 +589,10 @@ def main() -> None:
     rewritten after every round, so an interrupted run still leaves what it measured."""
     started = time.monotonic()
     os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ['PATH']}"
+    if ONLY not in ("", "cluster"):
+        raise SystemExit(f"bench: BENCH_ONLY={ONLY!r}: use cluster, or leave it unset")
+    if ONLY:
+        earlier.update(json.loads((REPO / "docs/benchmarks.json").read_text()))
     say("cluster: lab up and site.yml")
     lab("prune")
     lab("up")
@@ -508,12 +605,17 @@ def main() -> None:
         cluster_round(cluster)
         failover_round(cluster)
         rolling_reload_round(cluster)
+        lb_failover_round(cluster)
+        deploy_round(cluster)
         write_report(started)
-    for i in range(RUNS):
+    for i in range(0 if ONLY else RUNS):
         for cfg, label in ((SHIPPED_CFG, "shipped"), (STOCK_CFG, "stock")):
             say(f"installer run {i + 1}/{RUNS}, {label} settings")
             installer_round(cfg, label)
             write_report(started)
+    if ONLY:
+        say("the lab stays up (BENCH_ONLY): `make down` when done")
+        return
     say("lab down: the bench leaves nothing running")
     lab("down")
 

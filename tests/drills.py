@@ -8,6 +8,7 @@ A raw failure is any request whose first attempt did not succeed.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import threading
 import time
@@ -15,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -22,6 +24,9 @@ import requests
 from lab.network import netns_name
 
 SAMPLE_SECONDS = 0.02
+REPO = Path(__file__).resolve().parents[1]
+# A static file a drill's release changes, so its hashed name changes too.
+CHANGED_STATIC = Path("core/static/core/app.css")
 
 
 def get_like_a_browser(session: requests.Session, url: str, timeout: float = 15) -> str:
@@ -193,3 +198,16 @@ def hold_steady(floating: FloatingAddress, seconds: float) -> set[tuple[str, ...
         seen.add(tuple(floating.holders()))
         time.sleep(SAMPLE_SECONDS * 5)
     return seen
+
+
+# --- A new release of the app --------------------------------------------------------------------
+
+
+def new_release_tree(target: Path, label: str = "the deploy drill's release") -> Path:
+    """A copy of app/ whose static file (so its hashed name) and release id differ."""
+    tree = target / "app"
+    skip = shutil.ignore_patterns("__pycache__", "var", "tests")
+    shutil.copytree(REPO / "app", tree, ignore=skip)
+    css = tree / CHANGED_STATIC
+    css.write_text(css.read_text() + f"\n/* {label} */\n")
+    return tree

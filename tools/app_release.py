@@ -20,7 +20,10 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-# Names (files or directories, at any depth) never shipped to the servers.
+# Added at the archive's root: the release's id, which the app shows (X-App-Release, footer).
+RELEASE_FILE = "RELEASE"
+# Names (files or directories, at any depth) never shipped to the servers (a RELEASE of the tree's
+# own is replaced by the one written here).
 EXCLUDE = (
     "tests",
     "__pycache__",
@@ -35,6 +38,7 @@ EXCLUDE = (
     "ruff.toml",
     "requirements-test.txt",
     "apt-packages.txt",
+    RELEASE_FILE,
 )
 ID_LENGTH = 16
 
@@ -61,16 +65,19 @@ def release_files(src: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.as_posix())
 
 
-def pack(src: Path, files: list[Path]) -> bytes:
-    """A tar of the files, identical for identical content (no times, owners or umask leak in)."""
+def pack(src: Path, files: list[Path], extra: dict[str, bytes] | None = None) -> bytes:
+    """A tar of the files (and `extra` name -> content), identical for identical content (no
+    times, owners or umask leak in)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for relative in files:
-            path = src / relative
-            info = tarfile.TarInfo(f"./{relative.as_posix()}")
-            data = path.read_bytes()
+        members = [
+            (f.as_posix(), (src / f).read_bytes(), os.access(src / f, os.X_OK)) for f in files
+        ]
+        members += [(name, data, False) for name, data in sorted((extra or {}).items())]
+        for name, data, executable in members:
+            info = tarfile.TarInfo(f"./{name}")
             info.size = len(data)
-            info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
+            info.mode = 0o755 if executable else 0o644
             info.mtime = 0
             info.uid = info.gid = 0
             info.uname = info.gname = "root"
@@ -87,8 +94,10 @@ def requirements(src: Path) -> list[str]:
 def build(src: Path, out: Path) -> Release:
     if not (src / "requirements.txt").is_file():
         raise SystemExit(f"{src} has no requirements.txt: pass --src the app's directory")
-    data = pack(src, release_files(src))
-    release_id = hashlib.sha256(data).hexdigest()[:ID_LENGTH]
+    files = release_files(src)
+    release_id = hashlib.sha256(pack(src, files)).hexdigest()[:ID_LENGTH]
+    # The app reads its own id from RELEASE (config/release.py); the id stays a hash of the app.
+    data = pack(src, files, {RELEASE_FILE: f"{release_id}\n".encode()})
     out.mkdir(parents=True, exist_ok=True)
     archive = out / f"app-{release_id}.tar"
     if not archive.exists():

@@ -7,10 +7,12 @@ number of identical application servers can run behind the balancer.
 import os
 from pathlib import Path
 
-from config import env
+from config import env, release
 
 E = os.environ
 BASE_DIR = Path(__file__).resolve().parent.parent
+# Shown on every response (X-App-Release) and page footer; names the static files' manifest.
+RELEASE = release.read(BASE_DIR)
 
 SECRET_KEY = env.env_str(E, "DJANGO_SECRET_KEY")
 DEBUG = env.env_bool(E, "DJANGO_DEBUG", False)

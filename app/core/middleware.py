@@ -15,11 +15,13 @@ Handler = Callable[[HttpRequest], HttpResponse]
 
 
 def served_by(get_response: Handler) -> Handler:
-    """Name the application server on every response, so balancing can be seen and tested."""
+    """Name the application server and its release on every response, so balancing and rolling
+    deploys can be seen and tested."""
 
     def middleware(request: HttpRequest) -> HttpResponse:
         response = get_response(request)
         response["X-Served-By"] = HOSTNAME
+        response["X-App-Release"] = settings.RELEASE
         return response
 
     return middleware

@@ -11,6 +11,7 @@ from __future__ import annotations
 from urllib.parse import urljoin
 
 from django.conf import settings
+from django.contrib.staticfiles.storage import ManifestFilesMixin
 from django.utils.encoding import filepath_to_uri
 from google.auth.credentials import AnonymousCredentials
 from google.cloud.storage import Client
@@ -38,7 +39,36 @@ class MediaS3Storage(S3Storage):
         return balancer_url(settings.MEDIA_URL, name)
 
 
-class StaticS3Storage(S3Storage):
+class ReleaseManifest(ManifestFilesMixin):
+    """Static files under hashed names (core/app.3f2a0b1c9d8e.css), listed in a manifest of this
+    release's own, staticfiles-<release>.json.
+
+    During a rolling deploy two releases serve at once from one bucket: collectstatic of the new
+    release adds its hashed files and its manifest beside the old ones and changes none of them,
+    so each release's pages keep finding their files. A release's files never change, so a
+    release whose manifest exists already post-processes nothing (a re-run rewrites no file
+    that pages are being served from). Without a manifest (collectstatic not run yet), URLs fall
+    back to the unhashed names, which collectstatic uploads too.
+    """
+
+    manifest_strict = False
+
+    @property
+    def manifest_name(self) -> str:  # type: ignore[override]
+        return f"staticfiles-{settings.RELEASE}.json"
+
+    def stored_name(self, name):
+        hashed = self.hashed_files.get(self.hash_key(self.clean_name(name)))
+        return name if hashed is None else hashed
+
+    def post_process(self, paths, dry_run=False, **options):
+        if not dry_run and self.manifest_storage.exists(self.manifest_name):
+            self.hashed_files, self.manifest_hash = self.load_manifest()
+            return
+        yield from super().post_process(paths, dry_run=dry_run, **options)
+
+
+class BalancerStaticS3Storage(S3Storage):
     location = "static"
     querystring_auth = False
     default_acl = None
@@ -46,6 +76,10 @@ class StaticS3Storage(S3Storage):
 
     def url(self, name, parameters=None, expire=None, http_method=None):
         return balancer_url(settings.STATIC_URL, name)
+
+
+class StaticS3Storage(ReleaseManifest, BalancerStaticS3Storage):
+    pass
 
 
 class BalancerGCSStorage(GoogleCloudStorage):
@@ -78,9 +112,13 @@ class MediaGCSStorage(BalancerGCSStorage):
         return balancer_url(settings.MEDIA_URL, name)
 
 
-class StaticGCSStorage(BalancerGCSStorage):
+class BalancerStaticGCSStorage(BalancerGCSStorage):
     location = "static"
     file_overwrite = True
 
     def url(self, name, parameters=None):
         return balancer_url(settings.STATIC_URL, name)
+
+
+class StaticGCSStorage(ReleaseManifest, BalancerStaticGCSStorage):
+    pass

@@ -187,6 +187,23 @@ def test_every_page_says_who_served_it(alice_client):
 
 
 @pytest.mark.django_db
+def test_every_answer_names_the_release_it_came_from(settings, alice_client):
+    settings.RELEASE = "0123456789abcdef"
+    for path in ("/", "/healthz", "/no-such-page/"):
+        assert alice_client.get(path)["X-App-Release"] == "0123456789abcdef"
+    page = alice_client.get("/").content.decode()
+    assert '<code class="release">0123456789abcdef</code>' in page
+
+
+def test_the_release_comes_from_the_release_file(tmp_path):
+    from config import release
+
+    assert release.read(tmp_path) == "dev", "a checkout without RELEASE is dev"
+    (tmp_path / "RELEASE").write_text("0123456789abcdef\n")
+    assert release.read(tmp_path) == "0123456789abcdef"
+
+
+@pytest.mark.django_db
 def test_413_also_says_who_served_it(settings, alice_client):
     settings.MAX_REQUEST_BYTES = 10
     response = alice_client.post("/posts/new/", {"caption": "x" * 100})

@@ -5,6 +5,7 @@ The tests taking `store` run twice: on SeaweedFS (S3) and on fake-gcs-server (GC
 
 from __future__ import annotations
 
+import re
 import urllib.error
 import urllib.request
 
@@ -91,5 +92,48 @@ def test_collectstatic_uploads_then_skips_unchanged(store, settings):
 def test_static_tag_uses_balancer_url(s3_storage, settings):
     from django.templatetags.static import static
 
+    # Before collectstatic has written this release's manifest: the unhashed name.
     assert static("core/app.css") == "/static/core/app.css"
     assert 'href="/static/core/app.css"' in Client().get("/accounts/login/").content.decode()
+
+
+def fetch(store, bucket: str, url: str) -> bytes:
+    """What the balancer serves for a /static/ URL: the bucket's object, anonymously."""
+    public = store.server.public_url(bucket, url.lstrip("/"))
+    with urllib.request.urlopen(public, timeout=10) as got:
+        assert got.status == 200
+        return got.read()
+
+
+@pytest.mark.django_db
+def test_two_releases_serve_their_own_hashed_static_files_side_by_side(store, settings, tmp_path):
+    """A rolling deploy: release b's collectstatic adds its files beside release a's."""
+    from django.templatetags.static import static
+
+    bucket = store.server.make_bucket("static-releases")
+    settings.RELEASE = "release-a"
+    store.use(settings, bucket)
+    collectstatic()
+    old = static("core/app.css")
+    assert re.fullmatch(r"/static/core/app\.[0-9a-f]{12}\.css", old), old
+    assert f'href="{old}"' in Client().get("/accounts/login/").content.decode()
+
+    changed = tmp_path / "core"
+    changed.mkdir()
+    (changed / "app.css").write_text("body { color: rebeccapurple; }\n")
+    settings.STATICFILES_DIRS = [str(tmp_path)]  # found before the app's own core/app.css
+    settings.RELEASE = "release-b"
+    store.use(settings, bucket)
+    collectstatic()
+    new = static("core/app.css")
+    assert new != old and re.fullmatch(r"/static/core/app\.[0-9a-f]{12}\.css", new), new
+    assert fetch(store, bucket, new) == b"body { color: rebeccapurple; }\n"
+    assert b"Snapshots" in fetch(store, bucket, old), "release a's pages still find their file"
+    manifests = store.server.object_names(bucket, "static/staticfiles-")
+    assert manifests == {"static/staticfiles-release-a.json", "static/staticfiles-release-b.json"}
+
+    # Release b again (a re-run of the deploy): nothing copied, nothing rewritten.
+    before = store.server.object_names(bucket, "static/core/")
+    assert collectstatic()["copied"] == 0
+    assert store.server.object_names(bucket, "static/core/") == before
+    assert static("core/app.css") == new

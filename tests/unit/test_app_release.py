@@ -44,7 +44,20 @@ def test_the_release_holds_the_app_without_tests_caches_or_local_data(
         "./config/settings.py",
         "./manage.py",
         "./requirements.txt",
+        "./RELEASE",
     ]
+
+
+def test_the_release_names_its_own_id(app: Path, tmp_path: Path) -> None:
+    (app / "RELEASE").write_text("a stale id of the tree's own\n")
+    release = app_release.build(app, tmp_path / "out")
+    with tarfile.open(release.archive) as tar:
+        member = tar.extractfile("./RELEASE")
+        assert member is not None
+        assert member.read() == f"{release.id}\n".encode()
+    # The id is the app's content alone: the tree's own RELEASE changes nothing.
+    (app / "RELEASE").unlink()
+    assert app_release.build(app, tmp_path / "again").id == release.id
 
 
 def test_the_same_tree_gives_the_same_id_whatever_the_file_times(app: Path, tmp_path: Path) -> None:
