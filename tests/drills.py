@@ -1,7 +1,11 @@
 """Drills the tests and the bench share: break a part of the cluster under load, and measure.
 
-The client is browser-like: it resends a GET once when the connection closed without a response
-(RFC 9112, section 9.3.1: an idempotent request may be retried automatically, and browsers do).
+The client is browser-like: it resends a GET once when the connection closed, or stayed silent,
+without a response (RFC 9110, section 9.2.2, and RFC 9112, section 9.3.1: an idempotent request may be
+retried automatically after a communication failure). Silence matters when a balancer dies with a
+request in flight: its kernel dies with it, so nothing ever closes the connection, and the only sign
+is that no response starts (a person would press reload). A page starts within a second here, so
+`SILENT_SECONDS` without a byte means the connection is dead.
 A failed request is one a visitor would see: an error status, or no answer even after that retry.
 A raw failure is any request whose first attempt did not succeed.
 """
@@ -24,18 +28,21 @@ import requests
 from lab.network import netns_name
 
 SAMPLE_SECONDS = 0.02
+# How long the first attempt waits for a response to start before it counts as a dead connection.
+SILENT_SECONDS = 5.0
 REPO = Path(__file__).resolve().parents[1]
 # A static file a drill's release changes, so its hashed name changes too.
 CHANGED_STATIC = Path("core/static/core/app.css")
 
 
 def get_like_a_browser(session: requests.Session, url: str, timeout: float = 15) -> str:
-    """GET url; resend once if the connection closed without a response. Returns the outcome:
-    "ok:<X-Served-By>", "http <status>" or "error <exception>", prefixed "retried " when resent."""
+    """GET url; resend once if the connection closed, or stayed silent for SILENT_SECONDS, without
+    a response. Returns the outcome: "ok:<X-Served-By>", "http <status>" or "error <exception>",
+    prefixed "retried " when resent."""
     try:
-        return outcome_of(session.get(url, timeout=timeout))
-    except requests.ConnectionError:
-        pass  # closed (or refused) without a response: resend below
+        return outcome_of(session.get(url, timeout=(timeout, min(timeout, SILENT_SECONDS))))
+    except (requests.ConnectionError, requests.ReadTimeout):
+        pass  # closed, refused or silent without a response: resend below
     except requests.RequestException as exc:
         return f"error {type(exc).__name__}"
     try:
