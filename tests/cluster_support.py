@@ -62,6 +62,7 @@ GROUP_ROLES = {
     "was": "django_was",
     "db": "mariadb",
     "redis": "redis",
+    "sentinel": "sentinel",
     "storage": "object_storage",
     "gcs_emulator": "gcs_emulator",
     "build": "wheel_build",
@@ -325,6 +326,22 @@ def redis_app_command(env_file: str, address: str, port: int, user: str, *comman
         + " ".join(["%s"] * len(command))
     )
     return env_command(env_file, script, REDIS_URL_PASSWORD, address, str(port), user, *command)
+
+
+def sentinel_command(env_file: str, address: str, port: int, *command: str) -> str:
+    """redis-cli to a Redis Sentinel from a WAS, with the WAS's DJANGO_REDIS_SENTINEL_PASSWORD
+    (read from its environment file; it reaches redis-cli as REDISCLI_AUTH)."""
+    script = (
+        'REDISCLI_AUTH="$DJANGO_REDIS_SENTINEL_PASSWORD" redis-cli --no-auth-warning -h %s -p %s '
+        + " ".join(["%s"] * len(command))
+    )
+    return env_command(env_file, script, address, str(port), *command)
+
+
+def redis_pairs(text: str) -> dict[str, str]:
+    """redis-cli's field/value lines (e.g. SENTINEL MASTER) as a dict."""
+    lines = text.splitlines()
+    return dict(zip(lines[0::2], lines[1::2], strict=False))
 
 
 # Turns "user:password" on stdin into curl's config line `user = "…"` (\ and " escaped).

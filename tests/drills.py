@@ -1,14 +1,12 @@
-"""Drills the tests and the bench share: break a part of the cluster under load, and measure.
-
-The client is browser-like: it resends a GET once when the connection closed, or stayed silent,
-without a response (RFC 9110, section 9.2.2, and RFC 9112, section 9.3.1: an idempotent request may be
+"""Drills the tests and the bench share: break a part of the cluster under load, and measure. The
+client is browser-like: it resends a GET once when the connection closed, or stayed silent, without
+a response (RFC 9110, section 9.2.2, and RFC 9112, section 9.3.1: an idempotent request may be
 retried automatically after a communication failure). Silence matters when a balancer dies with a
 request in flight: its kernel dies with it, so nothing ever closes the connection, and the only sign
 is that no response starts (a person would press reload). A page starts within a second here, so
 `SILENT_SECONDS` without a byte means the connection is dead.
 A failed request is one a visitor would see: an error status, or no answer even after that retry.
-A raw failure is any request whose first attempt did not succeed.
-"""
+A raw failure is any request whose first attempt did not succeed."""
 
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from redis.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.sentinel import SentinelManagedConnection
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +111,15 @@ class PurgingUnixConnection(PurgeOnConnect, UnixDomainSocketConnection):
     pass
 
 
-def connection_class_for(url: str) -> type[Connection]:
-    """The purging connection class for a Redis URL (an explicit class overrides the scheme's)."""
+class PurgingSentinelConnection(PurgeOnConnect, SentinelManagedConnection):
+    """To the master the sentinels name (redis.sentinel), purging like the others."""
+
+
+def connection_class_for(url: str, sentinel: bool = False) -> type[Connection]:
+    """The purging connection class for a Redis URL (an explicit class overrides the scheme's),
+    or for the master behind sentinels."""
+    if sentinel:
+        return PurgingSentinelConnection
     scheme = urlsplit(url).scheme
     if scheme == "rediss":
         return PurgingSSLConnection

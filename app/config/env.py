@@ -136,21 +136,41 @@ def caches(env: Mapping[str, str]) -> dict[str, Any]:
         }
     from accounts.revocation import connection_class_for
 
+    sentinels = redis_sentinels(env)
+
     def redis_cache(ignore_exceptions: bool) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "CLIENT_CLASS": "django_redis.client.DefaultClient",
+            "SOCKET_CONNECT_TIMEOUT": 2,
+            "SOCKET_TIMEOUT": 2,
+            "IGNORE_EXCEPTIONS": ignore_exceptions,
+            # Every new connection first deletes the sessions logged out while Redis was
+            # unreachable (accounts.revocation). Both aliases share one pool per URL.
+            "CONNECTION_POOL_KWARGS": {
+                "connection_class": connection_class_for(redis_url, sentinel=bool(sentinels))
+            },
+        }
+        if sentinels:
+            # The URL's host is the master's name: every new connection asks the sentinels where
+            # that master is, and a connection to a demoted master is dropped on its first write.
+            # Reads go to the master too, so a session written is the session read next.
+            options.update(
+                {
+                    "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+                    "SENTINELS": sentinels,
+                    "SENTINEL_KWARGS": {
+                        "password": env.get("DJANGO_REDIS_SENTINEL_PASSWORD", "") or None,
+                        "socket_connect_timeout": 1,
+                        "socket_timeout": 1,
+                    },
+                }
+            )
         return {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": redis_url,
             # Keys look like "app:<version>:<key>"; the Redis ACL allows the app user only app:*.
             "KEY_PREFIX": "app",
-            "OPTIONS": {
-                "CLIENT_CLASS": "django_redis.client.DefaultClient",
-                "SOCKET_CONNECT_TIMEOUT": 2,
-                "SOCKET_TIMEOUT": 2,
-                "IGNORE_EXCEPTIONS": ignore_exceptions,
-                # Every new connection first deletes the sessions logged out while Redis was
-                # unreachable (accounts.revocation). Both aliases share one pool per URL.
-                "CONNECTION_POOL_KWARGS": {"connection_class": connection_class_for(redis_url)},
-            },
+            "OPTIONS": options,
         }
 
     return {
@@ -161,6 +181,22 @@ def caches(env: Mapping[str, str]) -> dict[str, Any]:
         # records the deletes it could not make, which a silent failure would lose.
         "sessions": redis_cache(ignore_exceptions=False),
     }
+
+
+def redis_sentinels(env: Mapping[str, str]) -> list[tuple[str, int]]:
+    """DJANGO_REDIS_SENTINELS ("address:port,..."; IPv6 as [address]:port) as (host, port) pairs."""
+    text = env.get("DJANGO_REDIS_SENTINELS", "").strip()
+    found = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        host, _, port = item.rpartition(":")
+        host = host.strip("[]")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ImproperlyConfigured(
+                f"DJANGO_REDIS_SENTINELS holds {item!r}, which is not address:port. Write the "
+                "sentinels as a comma-separated list, e.g. 10.0.0.31:26379,10.0.0.32:26379."
+            )
+        found.append((host, int(port)))
+    return found
 
 
 # Rate-limited actions and their default limits: (POSTs, per seconds) per client address.

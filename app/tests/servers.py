@@ -333,3 +333,54 @@ def env_without_django(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
     env.update(extra)
     return env
+
+
+@dataclass
+class SentinelServer:
+    """Redis Sentinel (redis-server --sentinel) on loopback, watching `master` as service "app",
+    with a password as in production; it talks to the Redis servers as their admin user."""
+
+    workdir: Path
+    master: RedisServer
+    port: int = field(default_factory=free_port)
+    password: str = "sentinel-secret"
+    service: str = "app"
+    proc: subprocess.Popen | None = None
+
+    def client(self):
+        import redis
+
+        return redis.Redis(host=LOOPBACK, port=self.port, password=self.password, socket_timeout=2)
+
+    def master_port(self) -> int:
+        return int(self.client().sentinel_get_master_addr_by_name(self.service)[1])
+
+    def start(self) -> SentinelServer:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        conf = self.workdir / "sentinel.conf"
+        conf.write_text(
+            "\n".join(
+                [
+                    f"port {self.port}",
+                    f"bind {LOOPBACK}",
+                    f"dir {self.workdir}",
+                    "daemonize no",
+                    f"requirepass {self.password}",
+                    f"sentinel monitor {self.service} {LOOPBACK} {self.master.port} 1",
+                    f"sentinel auth-user {self.service} admin",
+                    f"sentinel auth-pass {self.service} {self.master.admin_password}",
+                    f"sentinel down-after-milliseconds {self.service} 1000",
+                    f"sentinel failover-timeout {self.service} 10000",
+                    "",
+                ]
+            )
+        )
+        log = open(self.workdir / "sentinel.log", "ab")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen([binary, str(conf), "--sentinel"], stdout=log, stderr=log)
+        wait_for(lambda: self.client().ping(), 10, f"redis sentinel on {self.port}", self.proc)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)

@@ -30,6 +30,7 @@ from cluster_support import (
 GROUP_FIXTURES = {
     "db_host": "db",
     "redis_host": "redis",
+    "sentinel_host": "sentinel",
     "storage_host": "storage",
     "gcs_emulator_host": "gcs_emulator",
     "build_host": "build",
@@ -72,6 +73,11 @@ def db_host(request: pytest.FixtureRequest) -> testinfra.host.Host:
 
 @pytest.fixture
 def redis_host(request: pytest.FixtureRequest) -> testinfra.host.Host:
+    return _host(request)
+
+
+@pytest.fixture
+def sentinel_host(request: pytest.FixtureRequest) -> testinfra.host.Host:
     return _host(request)
 
 

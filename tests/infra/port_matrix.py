@@ -47,8 +47,10 @@ class Service:
 
 
 # The declared matrix (DESIGN.md): lb's HTTP(S) for anyone, gunicorn for the balancers, the object
-# store (or the lab's GCS emulator) for the application servers and the balancers, MariaDB and Redis
-# for the application servers. Nothing else crosses hosts; SSH answers the admin networks only.
+# store (or the lab's GCS emulator) for the application servers and the balancers, MariaDB for the
+# application servers, Redis for them and for its replicas and sentinels, Sentinel for the
+# application servers and the other sentinels. Nothing else crosses hosts; SSH answers the admin
+# networks only.
 SERVICES = (
     Service("http", "lb", "http_port", (ANYONE,)),
     Service("https", "lb", "https_port", (ANYONE,)),
@@ -56,7 +58,8 @@ SERVICES = (
     Service("s3", "storage", "s3_port", ("was", "lb")),
     Service("gcs", "gcs_emulator", "port", ("was", "lb")),
     Service("mariadb", "db", "port", ("was",)),
-    Service("redis", "redis", "port", ("was",)),
+    Service("redis", "redis", "port", ("was", "redis", "sentinel")),
+    Service("sentinel", "sentinel", "port", ("was", "sentinel")),
 )
 
 

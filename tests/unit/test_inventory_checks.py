@@ -131,7 +131,7 @@ def test_group_sizes_are_said_in_words(low: int, high: int | None, text: str) ->
         ("db", [], "has 0 host(s) (none) but needs exactly 1"),
         ("db", ["db1", "db2"], "has 2 host(s) (db1, db2) but needs exactly 1"),
         ("lb", [], "has 0 host(s) (none) but needs at least 1"),
-        ("redis", ["redis1", "redis2"], "needs exactly 1"),
+        ("build", ["build1", "build2"], "needs exactly 1"),
         ("build", [], "has 0 host(s) (none) but needs exactly 1"),
     ],
 )
@@ -304,7 +304,7 @@ DEFAULT_SECRETS = sorted(
 def first_host_needing(name: str) -> str:
     """The first host, in inventory order, of a group that needs secret `name`."""
     groups = SECRETS[name]["groups"]
-    return next(h for h in GROUPS["all"] if any(h in GROUPS[g] for g in groups))
+    return next(h for h in GROUPS["all"] if any(h in GROUPS.get(g, []) for g in groups))
 
 
 def set_everywhere(hostvars: dict[str, dict[str, Any]], name: str, value: Any) -> None:
@@ -823,3 +823,36 @@ def test_a_bad_vrrp_router_id_is_refused(router_id: Any, tmp_path: Path) -> None
     set_everywhere(hostvars, "cluster_lb_floating_address", "10.77.0.100")
     set_everywhere(hostvars, "cluster_lb_vrrp_router_id", router_id)
     the_problem(problems(hostvars, tmp_path), "cluster_lb_vrrp_router_id is", "1 to 255")
+
+
+# --- Redis Sentinel -------------------------------------------------------------------------------
+
+
+def with_redis(
+    redis: list[str], sentinels: list[str]
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    hostvars = good_hostvars()
+    for n, name in enumerate(redis[1:], start=2):
+        hostvars[name] = {**hostvars["redis1"], "ansible_host": f"10.77.0.{30 + n}"}
+    groups = {**GROUPS, "all": list(hostvars), "redis": redis, "sentinel": sentinels}
+    return hostvars, groups
+
+
+def test_two_redis_hosts_with_three_sentinels_are_accepted(tmp_path: Path) -> None:
+    hostvars, groups = with_redis(["redis1", "redis2"], ["redis1", "redis2", "db1"])
+    assert problems(hostvars, tmp_path, groups) == []
+
+
+@pytest.mark.parametrize(
+    ("redis", "sentinels", "words"),
+    [
+        (["redis1", "redis2"], [], ["group 'sentinel' has 0 (none)", "at least 3 sentinels"]),
+        (["redis1", "redis2"], ["redis1", "redis2"], ["has 2 (redis1, redis2)", "majority"]),
+        (["redis1"], ["redis1", "db1", "was1"], ["group 'redis' has only redis1", "no replica"]),
+    ],
+)
+def test_a_redis_pair_without_a_sentinel_majority_is_refused(
+    redis: list[str], sentinels: list[str], words: list[str], tmp_path: Path
+) -> None:
+    hostvars, groups = with_redis(redis, sentinels)
+    the_problem(problems(hostvars, tmp_path, groups), *words)

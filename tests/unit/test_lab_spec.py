@@ -36,6 +36,7 @@ def test_default_lab_inventory_has_the_hosts_of_the_design() -> None:
         "was2": "10.77.0.12",
         "db1": "10.77.0.21",
         "redis1": "10.77.0.31",
+        "redis2": "10.77.0.32",
         "store1": "10.77.0.41",
         "build1": "10.77.0.61",
     }

@@ -22,6 +22,7 @@ ROLE_PREFIXES = {
     "django_was": "django_was_",
     "mariadb": "mariadb_",
     "redis": "redis_",
+    "sentinel": "sentinel_",
     "object_storage": "object_storage_",
     "gcs_emulator": "gcs_emulator_",
     "wheel_build": "wheel_build_",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +97,52 @@ def test_the_balancers_listing_a_member_come_from_their_local_facts() -> None:
     assert listing(["lb1", "lb2", "lb3"], hostvars, "10.77.0.12") == ["lb1"]
     assert listing(["lb1", "lb2", "lb3"], hostvars, "10.77.0.13") == []
     assert listing([], hostvars, "10.77.0.11") == []
+
+
+REDIS = ["10.77.0.31", "10.77.0.32"]
+
+
+def asked(host: str, stdout: str = "", rc: int = 0, **more: Any) -> dict[str, Any]:
+    """One sentinel's registered answer, as the loop in playbooks/redis.yml records it."""
+    return {"item": host, "rc": rc, "stdout": stdout, **more}
+
+
+def test_the_redis_master_is_what_the_answering_sentinels_agree_on() -> None:
+    answers = [
+        asked("redis1", rc=1, stdout=""),  # its sentinel is down
+        asked("redis2", "10.77.0.32\n6379"),
+        asked("db1", "10.77.0.32\n6379\n"),
+        asked("db2", unreachable=True, rc=None),
+    ]
+    assert contract.cluster_redis_master(REDIS, answers) == "10.77.0.32"
+
+
+def test_without_any_sentinel_answer_the_first_redis_host_is_the_master() -> None:
+    answers = [asked("redis1", rc=127), asked("redis2", ""), asked("db1", "(nil)")]
+    assert contract.cluster_redis_master(REDIS, answers) == "10.77.0.31"
+    assert contract.cluster_redis_master(REDIS, []) == "10.77.0.31"
+
+
+@pytest.mark.parametrize(
+    ("answers", "message"),
+    [
+        (
+            [asked("redis1", "10.77.0.31\n6379"), asked("db1", "10.77.0.32\n6379")],
+            "The sentinels disagree on the Redis master "
+            "(db1 says 10.77.0.32, redis1 says 10.77.0.31)",
+        ),
+        (
+            [asked("db1", "10.77.0.33\n6379")],
+            "name 10.77.0.33 as the Redis master, which is not in the 'redis' group",
+        ),
+        (
+            [asked("db1", "WRONGPASS invalid username-password pair")],
+            "The sentinel on db1 answered 'WRONGPASS invalid username-password pair'",
+        ),
+    ],
+)
+def test_sentinels_that_disagree_or_name_a_stranger_stop_the_run(
+    answers: list[dict[str, Any]], message: str
+) -> None:
+    with pytest.raises(contract.RedisMasterError, match=re.escape(message)):
+        contract.cluster_redis_master(REDIS, answers)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -74,6 +75,55 @@ def cluster_balancers_listing(
     return found
 
 
+class RedisMasterError(ValueError):
+    """The sentinels' answers do not name one Redis of the inventory."""
+
+
+def sentinel_answer(result: Mapping[str, Any]) -> str | None:
+    """The master's address in one sentinel's `SENTINEL get-master-addr-by-name` (redis-cli's
+    output: address and port on two lines), or None when it has no answer (not installed, not
+    running, unreachable, or no such master yet). Raises on any other reply."""
+    if result.get("unreachable") or result.get("rc") != 0:
+        return None
+    lines = [line.strip() for line in str(result.get("stdout", "")).splitlines() if line.strip()]
+    if not lines or lines == ["(nil)"]:
+        return None
+    try:
+        return str(ipaddress.ip_address(lines[0]))
+    except ValueError:
+        raise RedisMasterError(
+            f"The sentinel on {result.get('item', '?')} answered {' '.join(lines)!r} when asked "
+            "for the Redis master. Check that it runs with the password the playbook derives "
+            "from cluster_redis_password, then run the playbook again."
+        ) from None
+
+
+def cluster_redis_master(
+    redis_addresses: Iterable[str], answers: Iterable[Mapping[str, Any]]
+) -> str:
+    """The current Redis master: the one the sentinels that answer agree on, else (a new
+    install, or no sentinel) the first Redis host. `answers` are the registered results of
+    asking each sentinel (an `item` each). Raises when they disagree or name a stranger."""
+    addresses = [str(a).strip() for a in redis_addresses]
+    said = {str(r.get("item", "?")): a for r in answers if (a := sentinel_answer(r)) is not None}
+    named = sorted(set(said.values()))
+    if not named:
+        return addresses[0]
+    if len(named) > 1:
+        views = ", ".join(f"{host} says {address}" for host, address in sorted(said.items()))
+        raise RedisMasterError(
+            f"The sentinels disagree on the Redis master ({views}). Wait for a failover in "
+            "progress to end (SENTINEL MASTER on each shows it), then run the playbook again."
+        )
+    if named[0] not in addresses:
+        raise RedisMasterError(
+            f"The sentinels name {named[0]} as the Redis master, which is not in the 'redis' "
+            f"group ({', '.join(addresses)}). Put that host back in the group, or move the "
+            "master to one of these hosts (SENTINEL FAILOVER), then run the playbook again."
+        )
+    return named[0]
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
@@ -82,4 +132,5 @@ class FilterModule:
             "cluster_derived_password": cluster_derived_password,
             "cluster_db_accounts": cluster_db_accounts,
             "cluster_balancers_listing": cluster_balancers_listing,
+            "cluster_redis_master": cluster_redis_master,
         }

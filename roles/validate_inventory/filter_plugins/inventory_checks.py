@@ -64,6 +64,7 @@ SERVED_PORTS: dict[str, tuple[str, ...]] = {
     "was": ("cluster_was_port",),
     "db": ("cluster_db_port",),
     "redis": ("cluster_redis_port",),
+    "sentinel": ("cluster_sentinel_port",),
     "storage": ("cluster_s3_port",),
     "gcs_emulator": ("cluster_gcs_emulator_port",),
 }
@@ -768,6 +769,31 @@ def check_floating_address(inv: Inventory) -> list[str]:
     return problems
 
 
+# Sentinels a failover needs: a majority must survive the loss of any one host.
+MIN_SENTINELS = 3
+
+
+def check_sentinels(inv: Inventory) -> list[str]:
+    """Two or more Redis servers need Sentinel (at least three voters) to fail over; sentinels
+    without a Redis to watch, or beside a single one, have nothing to promote."""
+    redis, sentinels = inv.members("redis"), inv.members("sentinel")
+    if len(redis) > 1 and len(sentinels) < MIN_SENTINELS:
+        return [
+            f"Group 'redis' has {len(redis)} hosts ({', '.join(redis)}) but group 'sentinel' has "
+            f"{len(sentinels)} ({', '.join(sentinels) or 'none'}): a replica is promoted only by a "
+            f"majority of at least {MIN_SENTINELS} sentinels, on hosts that fail separately. Add "
+            f"hosts to the 'sentinel' group in {inv.hosts_file()} (the Redis hosts and one more), "
+            "or keep one Redis host."
+        ]
+    if len(redis) == 1 and sentinels:
+        return [
+            f"Group 'sentinel' has hosts ({', '.join(sentinels)}) but group 'redis' has only "
+            f"{redis[0]}: Sentinel has no replica to promote. Add a Redis host to the 'redis' "
+            f"group, or empty the 'sentinel' group, in {inv.hosts_file()}."
+        ]
+    return []
+
+
 def gcs_key_problem(text: str) -> str | None:
     """What is wrong with a service-account key's JSON text, or None. Never quotes the key."""
     try:
@@ -961,6 +987,7 @@ CHECKS = (
     check_https,
     check_db_connections,
     check_floating_address,
+    check_sentinels,
     check_ports,
     check_firewall,
 )
