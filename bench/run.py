@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import ansible_runner
@@ -415,6 +416,30 @@ def lb_failover_round(cluster: Cluster) -> None:
     record("lb_failover.requests", found["requests"])
 
 
+def redis_failover_round(cluster: Cluster) -> None:
+    from cluster_support import group_hosts, sign_up
+    from drills import Visitor, redis_failover
+
+    if len(group_hosts(INVENTORY, "redis")) < 2:
+        say("redis failover: one Redis, no Sentinel, skipped")
+        return
+    say("redis failover: a logged-in visitor reads and writes; kill the Redis master")
+    base = cluster.url("").rstrip("/")
+    visitor = Visitor(base)
+    sign_up(SimpleNamespace(url=base), visitor.session, visitor.username)
+    found = redis_failover(
+        INVENTORY,
+        base,
+        visitor,
+        kill=lambda h: lab("kill", h) and None,
+        start=lambda h: lab("start", h) and None,
+    )
+    record("redis_failover.seconds_to_promote", found["seconds_to_promote"])
+    record("redis_failover.problems", found["problems"])
+    record("redis_failover.slowest_visit_seconds", found["slowest_visit_seconds"])
+    record("redis_failover.visits", found["pages"] + found["writes"])
+
+
 def deploy_round(cluster: Cluster) -> None:
     """deploy.yml of a new release under load, then the rollback to the one before."""
     from drills import new_release_tree
@@ -488,6 +513,11 @@ ROWS = [
     ("failed requests, browser-like client (one resend)", "lb_failover.failed"),
     ("raw failures (first attempt)", "lb_failover.raw_failures"),
     ("requests during the window", "lb_failover.requests"),
+    ("Redis Sentinel (kill the Redis master; a logged-in visitor reads and writes)", None),
+    ("seconds until the sentinels name a new master", "redis_failover.seconds_to_promote"),
+    ("visits that failed or saw the visitor logged out", "redis_failover.problems"),
+    ("slowest visit (s)", "redis_failover.slowest_visit_seconds"),
+    ("visits during the window (GET and POST)", "redis_failover.visits"),
     ("Rolling deploy (playbooks/deploy.yml, GET load, no resend)", None),
     ("deploy of a new release (s)", "deploy.seconds"),
     ("deploy: failed requests", "deploy.failed"),
@@ -606,6 +636,7 @@ def main() -> None:
         failover_round(cluster)
         rolling_reload_round(cluster)
         lb_failover_round(cluster)
+        redis_failover_round(cluster)
         deploy_round(cluster)
         write_report(started)
     for i in range(0 if ONLY else RUNS):

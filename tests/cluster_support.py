@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import ansible_runner
+import requests
 import testinfra
 import yaml
 
@@ -578,3 +579,44 @@ def derived_db_passwords(inventory: Path, seeds: Iterable[str]) -> Iterator[tupl
     for seed in seeds:
         for account in accounts(sorted(addresses), seed):
             yield account["host"], account["password"]
+
+
+# --- Pages of the app ---------------------------------------------------------------------------
+
+
+def csrf_token(html: str) -> str:
+    match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)
+    assert match, "no CSRF token in the form"
+    return match.group(1)
+
+
+def logged_in_as(html: str) -> str:
+    """The user a page says is logged in (the header's `who`), or ""."""
+    match = re.search(r'<span class="who">([^<]+)</span>', html)
+    return match.group(1) if match else ""
+
+
+def post_form(
+    session: requests.Session,
+    url: str,
+    data: dict[str, str],
+    files: dict[str, tuple[str, bytes, str]] | None = None,
+) -> requests.Response:
+    """GET a form for its CSRF token, then POST it, like a browser."""
+    page = session.get(url, timeout=10)
+    page.raise_for_status()
+    payload = {"csrfmiddlewaretoken": csrf_token(page.text), **data}
+    return session.post(url, data=payload, files=files, timeout=30, headers={"Referer": url})
+
+
+def sign_up(cluster: Any, session: requests.Session, username: str) -> None:
+    """Sign `username` up through `cluster.url` (the balancers); the session is logged in."""
+    password = "Correct-Horse-Battery-42"
+    response = post_form(
+        session,
+        f"{cluster.url}/accounts/signup/",
+        {"username": username, "password1": password, "password2": password},
+    )
+    assert response.status_code == 200 and logged_in_as(response.text) == username, response.text[
+        :2000
+    ]

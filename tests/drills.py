@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from cluster_support import (
+    address,
+    csrf_token,
+    get_host,
+    group_hosts,
+    host_fact,
+    logged_in_as,
+    sentinel_command,
+)
+from testinfra.host import Host
 
 from lab.network import netns_name
 
@@ -216,3 +227,142 @@ def new_release_tree(target: Path, label: str = "the deploy drill's release") ->
     css = tree / CHANGED_STATIC
     css.write_text(css.read_text() + f"\n/* {label} */\n")
     return tree
+
+
+# --- Redis Sentinel ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sentinels:
+    """Where the sentinels answer, read while every host is up, and a WAS to ask them from (the
+    app's own password, from its environment file)."""
+
+    was: Host
+    env_file: str
+    where: dict[str, tuple[str, int]]  # sentinel host -> (address, port)
+    service: str
+
+    @classmethod
+    def read(cls, inventory: Path) -> Sentinels:
+        was = get_host(inventory, group_hosts(inventory, "was")[0])
+        names = group_hosts(inventory, "sentinel")
+        facts = {n: host_fact(get_host(inventory, n), "sentinel") for n in names}
+        return cls(
+            was=was,
+            env_file=host_fact(was, "django_was")["env_file"],
+            where={n: (address(inventory, n), int(f["port"])) for n, f in facts.items()},
+            service=str(facts[names[0]]["master_name"]),
+        )
+
+    def master(self, asked: str | None = None) -> str:
+        """The master's address as a sentinel names it (the first that answers, or `asked`)."""
+        for name in [asked] if asked else list(self.where):
+            result = self.was.run(
+                sentinel_command(
+                    self.env_file,
+                    *self.where[name],
+                    "SENTINEL",
+                    "get-master-addr-by-name",
+                    self.service,
+                )
+            )
+            if result.rc == 0 and result.stdout.split():
+                return result.stdout.split()[0]
+        raise AssertionError("no sentinel answered")
+
+
+def redis_name(inventory: Path, redis_address: str) -> str:
+    names = [n for n in group_hosts(inventory, "redis") if address(inventory, n) == redis_address]
+    assert names, f"{redis_address} is no Redis host of {inventory}"
+    return names[0]
+
+
+@dataclass
+class Visitor:
+    """A logged-in visitor who reads the feed and signs the guestbook, all the time."""
+
+    base_url: str
+    username: str = field(default_factory=lambda: f"sentinel{uuid.uuid4().hex[:8]}")
+    session: requests.Session = field(default_factory=requests.Session)
+    pages: int = 0
+    writes: int = 0
+    problems: list[str] = field(default_factory=list)
+    slowest: float = 0.0
+
+    def visit(self, stop: threading.Event) -> None:
+        url = self.base_url
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                page = self.session.get(f"{url}/", timeout=30)
+                if page.status_code != 200 or logged_in_as(page.text) != self.username:
+                    self.problems.append(f"GET / {page.status_code} as {logged_in_as(page.text)!r}")
+                self.pages += 1
+                form = self.session.get(f"{url}/guestbook/new/", timeout=30)
+                answer = self.session.post(
+                    f"{url}/guestbook/new/",
+                    data={
+                        "csrfmiddlewaretoken": csrf_token(form.text),
+                        "name": self.username,
+                        "email": f"{self.username}@example.com",
+                        "message": f"written during a Redis failover, {self.writes}",
+                    },
+                    headers={"Referer": f"{url}/guestbook/new/"},
+                    allow_redirects=False,
+                    timeout=30,
+                )
+                if answer.status_code not in (302, 303):
+                    self.problems.append(f"POST /guestbook/new/ {answer.status_code}")
+                self.writes += 1
+            except (requests.RequestException, AssertionError) as exc:
+                self.problems.append(f"{type(exc).__name__}: {exc}")
+            self.slowest = max(self.slowest, time.monotonic() - started)
+            time.sleep(0.2)
+
+
+def redis_failover(
+    inventory: Path,
+    base_url: str,
+    visitor: Visitor,
+    kill: Callable[[str], None],
+    start: Callable[[str], None],
+    timeout: float = 60,
+) -> dict[str, Any]:
+    """Kill the Redis master the sentinels name while `visitor` (logged in) keeps going, and start
+    it again after. Returns what happened, as a report (the new master once all sentinels agree)."""
+    sentinels = Sentinels.read(inventory)
+    old_master = sentinels.master()
+    victim = redis_name(inventory, old_master)
+    stop = threading.Event()
+    worker = threading.Thread(target=visitor.visit, args=(stop,))
+    worker.start()
+    new_master, promoted_after = "", -1.0
+    try:
+        time.sleep(3)
+        kill(victim)
+        killed_at = time.monotonic()
+        while time.monotonic() < killed_at + timeout:
+            named = sentinels.master()
+            if named != old_master:
+                new_master, promoted_after = named, time.monotonic() - killed_at
+                break
+            time.sleep(0.2)
+        time.sleep(5)  # the visitor keeps going on the new master
+    finally:
+        stop.set()
+        worker.join()
+        start(victim)
+    deadline = time.monotonic() + timeout
+    while new_master and not all(sentinels.master(s) == new_master for s in sentinels.where):
+        assert time.monotonic() < deadline, "the sentinels did not agree on the new master"
+        time.sleep(0.5)
+    return {
+        "victim": victim,
+        "new_master": new_master,
+        "seconds_to_promote": round(promoted_after, 1),
+        "pages": visitor.pages,
+        "writes": visitor.writes,
+        "problems": len(visitor.problems),
+        "first_problems": visitor.problems[:5],
+        "slowest_visit_seconds": round(visitor.slowest, 1),
+    }

@@ -69,6 +69,18 @@ def port_open(port: int) -> bool:
         return sock.connect_ex((LOOPBACK, port)) == 0
 
 
+def start_redis_process(workdir: Path, name: str, port: int, lines: list[str], *flags: str):
+    """redis-server with `name`.conf in `workdir` (port, loopback, no daemon, then `lines`), its
+    output in `name`.log; returns the process."""
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    workdir.mkdir(parents=True, exist_ok=True)
+    conf = workdir / f"{name}.conf"
+    head = [f"port {port}", f"bind {LOOPBACK}", f"dir {workdir}", "daemonize no"]
+    conf.write_text("\n".join([*head, *lines, ""]))
+    log = open(workdir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen([binary, str(conf), *flags], stdout=log, stderr=log)
+
+
 # The commands the installer allows the app's Redis user (redis_app_acl in
 # roles/redis/defaults/main.yml): no scripts, no KEYS/SCAN, no FLUSH*, no CONFIG, no pub/sub.
 # Without +client|setinfo, which Redis 7.0 does not know (redis-py ignores a refused SETINFO).
@@ -110,28 +122,19 @@ class RedisServer:
         )
 
     def start(self) -> RedisServer:
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        conf = self.workdir / "redis.conf"
-        conf.write_text(
-            "\n".join(
-                [
-                    f"port {self.port}",
-                    f"bind {LOOPBACK}",
-                    f"dir {self.workdir}",
-                    "daemonize no",
-                    'save ""',
-                    f"appendonly {'yes' if self.persistent else 'no'}",
-                    "appendfsync always",
-                    "user default off",
-                    f"user admin on >{self.admin_password} ~* &* +@all",
-                    f"user app on >{self.app_password} resetkeys ~app:* resetchannels {APP_ACL}",
-                    "",
-                ]
-            )
+        self.proc = start_redis_process(
+            self.workdir,
+            "redis",
+            self.port,
+            [
+                'save ""',
+                f"appendonly {'yes' if self.persistent else 'no'}",
+                "appendfsync always",
+                "user default off",
+                f"user admin on >{self.admin_password} ~* &* +@all",
+                f"user app on >{self.app_password} resetkeys ~app:* resetchannels {APP_ACL}",
+            ],
         )
-        log = open(self.workdir / "redis.log", "ab")  # noqa: SIM115 - closed with the process
-        self.proc = subprocess.Popen([binary, str(conf)], stdout=log, stderr=log)
         wait_for(lambda: self.admin().ping(), 10, f"redis-server on {self.port}", self.proc)
         return self
 
@@ -355,29 +358,28 @@ class SentinelServer:
     def master_port(self) -> int:
         return int(self.client().sentinel_get_master_addr_by_name(self.service)[1])
 
-    def start(self) -> SentinelServer:
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        conf = self.workdir / "sentinel.conf"
-        conf.write_text(
-            "\n".join(
-                [
-                    f"port {self.port}",
-                    f"bind {LOOPBACK}",
-                    f"dir {self.workdir}",
-                    "daemonize no",
-                    f"requirepass {self.password}",
-                    f"sentinel monitor {self.service} {LOOPBACK} {self.master.port} 1",
-                    f"sentinel auth-user {self.service} admin",
-                    f"sentinel auth-pass {self.service} {self.master.admin_password}",
-                    f"sentinel down-after-milliseconds {self.service} 1000",
-                    f"sentinel failover-timeout {self.service} 10000",
-                    "",
-                ]
-            )
+    def knows_a_healthy_replica(self) -> bool:
+        replicas = self.client().sentinel_slaves(self.service)
+        return any(
+            r["is_slave"] and not r["is_sdown"] and r["master-link-status"] == "ok"
+            for r in replicas
         )
-        log = open(self.workdir / "sentinel.log", "ab")  # noqa: SIM115 - closed with the process
-        self.proc = subprocess.Popen([binary, str(conf), "--sentinel"], stdout=log, stderr=log)
+
+    def start(self) -> SentinelServer:
+        self.proc = start_redis_process(
+            self.workdir,
+            "sentinel",
+            self.port,
+            [
+                f"requirepass {self.password}",
+                f"sentinel monitor {self.service} {LOOPBACK} {self.master.port} 1",
+                f"sentinel auth-user {self.service} admin",
+                f"sentinel auth-pass {self.service} {self.master.admin_password}",
+                f"sentinel down-after-milliseconds {self.service} 1000",
+                f"sentinel failover-timeout {self.service} 10000",
+            ],
+            "--sentinel",
+        )
         wait_for(lambda: self.client().ping(), 10, f"redis sentinel on {self.port}", self.proc)
         return self
 

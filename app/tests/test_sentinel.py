@@ -33,6 +33,8 @@ def pair(tmp_path) -> Iterator[tuple[RedisServer, RedisServer, SentinelServer]]:
         admin.replicaof(LOOPBACK, master.port)
         wait_for(lambda: admin.info("replication")["master_link_status"] == "up", 10, "replication")
         sentinel = SentinelServer(tmp_path / "sentinel", master).start()
+        # A failover needs a replica the sentinel knows (it learns them from the master's INFO).
+        wait_for(lambda: sentinel.knows_a_healthy_replica(), 30, "the sentinel to find the replica")
         yield master, replica, sentinel
     finally:
         for server in (sentinel, replica, master):

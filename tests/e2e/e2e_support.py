@@ -3,7 +3,6 @@ the balancer URL, lab commands."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 import time
 from collections.abc import Callable
@@ -12,7 +11,19 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
-from cluster_support import BIN, REPO, address, get_host, group_hosts, host_fact, rendered
+from cluster_support import (  # noqa: F401 - the e2e tests import the page helpers here
+    BIN,
+    REPO,
+    address,
+    csrf_token,
+    get_host,
+    group_hosts,
+    host_fact,
+    logged_in_as,
+    post_form,
+    rendered,
+    sign_up,
+)
 
 ARTIFACTS = REPO / "artifacts"
 T = TypeVar("T")
@@ -95,43 +106,6 @@ def pinned(cluster: Cluster, was: str) -> requests.Session:
     session = requests.Session()
     session.cookies.set(cluster.cookie, f".{cluster.routes[was]}", domain=cluster.lb, path="/")
     return session
-
-
-def csrf_token(html: str) -> str:
-    match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)
-    assert match, "no CSRF token in the form"
-    return match.group(1)
-
-
-def post_form(
-    session: requests.Session,
-    url: str,
-    data: dict[str, str],
-    files: dict[str, tuple[str, bytes, str]] | None = None,
-) -> requests.Response:
-    """GET a form for its CSRF token, then POST it, like a browser."""
-    page = session.get(url, timeout=10)
-    page.raise_for_status()
-    payload = {"csrfmiddlewaretoken": csrf_token(page.text), **data}
-    return session.post(url, data=payload, files=files, timeout=30, headers={"Referer": url})
-
-
-def sign_up(cluster: Cluster, session: requests.Session, username: str) -> None:
-    password = "Correct-Horse-Battery-42"
-    response = post_form(
-        session,
-        f"{cluster.url}/accounts/signup/",
-        {"username": username, "password1": password, "password2": password},
-    )
-    assert response.status_code == 200 and logged_in_as(response.text) == username, response.text[
-        :2000
-    ]
-
-
-def logged_in_as(html: str) -> str:
-    """The user a page says is logged in (the header's `who`), or ""."""
-    match = re.search(r'<span class="who">([^<]+)</span>', html)
-    return match.group(1) if match else ""
 
 
 def serves_again(cluster: Cluster, was: str) -> bool:
