@@ -856,3 +856,14 @@ def test_a_redis_pair_without_a_sentinel_majority_is_refused(
 ) -> None:
     hostvars, groups = with_redis(redis, sentinels)
     the_problem(problems(hostvars, tmp_path, groups), *words)
+
+
+def test_a_host_without_address_is_named_even_with_a_floating_address(tmp_path: Path) -> None:
+    # db1 left only in the sentinel group (its db entry, with the address, deleted).
+    hostvars, groups = with_redis(["redis1", "redis2"], ["redis1", "redis2", "db1"])
+    del hostvars["db1"]["ansible_host"]
+    groups["db"] = []
+    set_everywhere(hostvars, "cluster_lb_floating_address", "10.77.0.100")
+    found = problems(hostvars, tmp_path, groups)
+    assert any("These hosts have no ansible_host: db1" in p for p in found), found
+    assert any("Group 'db' has 0 host(s) (none)" in p for p in found), found

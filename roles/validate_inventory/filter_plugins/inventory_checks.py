@@ -396,6 +396,15 @@ def check_group_sizes(inv: Inventory) -> list[str]:
     return problems
 
 
+def own_address(inv: Inventory, host: str) -> str:
+    """A host's ansible_host, or "" when it has none or it cannot be read (check_addresses
+    reports those)."""
+    try:
+        return str(inv.var(host, "ansible_host")).strip()
+    except (KeyError, Unreadable):
+        return ""
+
+
 def check_addresses(inv: Inventory) -> list[str]:
     problems = []
     missing = []
@@ -753,7 +762,7 @@ def check_floating_address(inv: Inventory) -> list[str]:
             f"network in {inv.where(name)}."
         )
     else:
-        owners = [h for h in inv.hosts if str(inv.var(h, "ansible_host")).strip() == value]
+        owners = [h for h in inv.hosts if own_address(inv, h) == value]
         if owners:
             problems.append(
                 f"{name} {value} is the own address of {listing(owners)}: the floating address "
