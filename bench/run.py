@@ -39,14 +39,16 @@ BIN = Path(sys.executable).parent
 INVENTORY = REPO / "inventory/lab"
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 LOAD_SECONDS = int(os.environ.get("BENCH_LOAD_SECONDS", "10"))
-# BENCH_ONLY=cluster measures the cluster rounds only (about 15 minutes a run, on the lab as it
-# is); the installer's figures are kept from docs/benchmarks.json and marked as earlier.
+# BENCH_ONLY=cluster measures the cluster rounds only (about 20 minutes a run, on the lab as it
+# is), BENCH_ONLY=db the database rounds only (about 5 minutes a run); the other figures are kept
+# from docs/benchmarks.json and marked as earlier.
 ONLY = os.environ.get("BENCH_ONLY", "")
 SHIPPED_CFG = REPO / "ansible.cfg"
 STOCK_CFG = REPO / "bench/stock-ansible.cfg"
 INSTALL_ACTIONS = {"apt", "ansible.builtin.apt", "pip", "ansible.builtin.pip"}
 # The tests' helpers (inventory copies, fact paths) serve the bench too.
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "tests/e2e"))
 raw: dict[str, Any] = {}
 # Figures of an earlier run that this one does not measure (BENCH_ONLY): key -> values, and the
 # commit that measured them.
@@ -440,6 +442,135 @@ def redis_failover_round(cluster: Cluster) -> None:
     record("redis_failover.visits", found["pages"] + found["writes"])
 
 
+def db_rounds_apply() -> bool:
+    from cluster_support import group_hosts
+
+    if len(group_hosts(INVENTORY, "db")) < 2:
+        say("database: one server, no replica: the database rounds are skipped")
+        return False
+    return True
+
+
+def db_poster(cluster: Cluster) -> Any:
+    from cluster_support import sign_up
+    from drills import Poster
+    from e2e_support import png_bytes
+
+    base = cluster.url("").rstrip("/")
+    poster = Poster(base, png_bytes((20, 120, 200)))
+    sign_up(SimpleNamespace(url=base), poster.session, poster.username)
+    return poster
+
+
+def record_db_switch(key: str, found: dict[str, Any], lost: int) -> None:
+    record(f"{key}.playbook_seconds", found["switch_seconds"])
+    record(f"{key}.seconds_to_first_write", found["first_write_after_start_seconds"])
+    record(f"{key}.longest_write_gap_seconds", found["longest_write_gap_seconds"])
+    record(f"{key}.failed", found["posts_failed"])
+    record(f"{key}.posts", found["posts_attempted"])
+    record(f"{key}.lost", lost)
+
+
+def db_failover_round(cluster: Cluster) -> None:
+    """Kill the primary under a poster's writes, run db-failover.yml; then start the old primary
+    and rejoin it (playbooks/db.yml)."""
+    from cluster_support import address
+    from drills import DbServers, db_switch_under_load
+
+    if not db_rounds_apply():
+        return
+    servers = DbServers.read(INVENTORY)
+    old = servers.primary()
+    say(f"database failover: a user posts; kill the primary {old}, run db-failover.yml")
+    poster = db_poster(cluster)
+
+    def fail_over() -> dict[str, Any]:
+        lab("kill", old)
+        killed = time.monotonic()
+        playbook("playbooks/db-failover.yml", INVENTORY, SHIPPED_CFG)
+        return {"cut_at": killed}
+
+    # A request that was waiting on the dead primary when it died hangs until TCP gives up on
+    # that connection (tens of seconds): give the poster time to come back and post again.
+    found = db_switch_under_load(poster, fail_over, settle=40)
+    new = servers.primary()
+    record_db_switch(
+        "db_failover", found, len(set(poster.acknowledged) - servers.captions(new, poster.prefix))
+    )
+    lab("start", old)
+    wait_for(f"{old}'s MariaDB", lambda: servers.query(old, "SELECT 1") is not None)
+    playbook("playbooks/db.yml", INVENTORY, SHIPPED_CFG)
+    new_address = address(INVENTORY, new)
+    wait_for(f"{old} to replicate from {new}", lambda: servers.source(old) == new_address)
+
+
+def db_switchover_round(cluster: Cluster) -> None:
+    """db-switchover.yml to another server under a poster's writes, and back (not measured)."""
+    from cluster_support import address
+    from drills import DbServers, db_switch_under_load
+
+    if not db_rounds_apply():
+        return
+    servers = DbServers.read(INVENTORY)
+    old = servers.primary()
+    target = next(n for n in servers.names if n != old)
+    old_address = address(INVENTORY, old)
+    # A server that just rejoined may still be connecting: the switchover needs it replicating.
+    wait_for(f"{target} to replicate from {old}", lambda: servers.source(target) == old_address)
+    say(f"database switchover: a user posts; db-switchover.yml from {old} to {target}, and back")
+    poster = db_poster(cluster)
+
+    def switch(to: str) -> dict[str, Any]:
+        playbook("playbooks/db-switchover.yml", INVENTORY, SHIPPED_CFG, {"db_primary": to})
+        return {}
+
+    found = db_switch_under_load(poster, lambda: switch(target))
+    record_db_switch(
+        "db_switchover",
+        found,
+        len(set(poster.acknowledged) - servers.captions(target, poster.prefix)),
+    )
+    switch(old)
+
+
+def db_lag_round(cluster: Cluster, writers: int = 4) -> None:
+    """Replication lag on each replica while `writers` users post at once for LOAD_SECONDS."""
+    import threading
+
+    from drills import DbServers
+
+    if not db_rounds_apply():
+        return
+    servers = DbServers.read(INVENTORY)
+    primary = servers.primary()
+    replicas = [n for n in servers.names if n != primary]
+    say(f"database lag: {writers} users post for {LOAD_SECONDS} s; sample {', '.join(replicas)}")
+    posters = [db_poster(cluster) for _ in range(writers)]
+    stop = threading.Event()
+    threads = [threading.Thread(target=p.post, args=(stop,)) for p in posters]
+    most_seconds, most_behind = 0.0, 0
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + LOAD_SECONDS
+    try:
+        while time.monotonic() < deadline:
+            written = servers.sequence(primary, "gtid_binlog_pos")
+            for replica in replicas:
+                behind = written - servers.sequence(replica, "gtid_slave_pos")
+                most_behind = max(most_behind, behind)
+                seconds = servers.replica_status(replica).get("Seconds_Behind_Master", "0")
+                most_seconds = max(most_seconds, float(seconds) if seconds.isdigit() else 0.0)
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    posts = sum(len(p.acknowledged) for p in posters)
+    record("db_lag.posts_per_second", posts / LOAD_SECONDS)
+    record("db_lag.most_transactions_behind", most_behind)
+    record("db_lag.most_seconds_behind", most_seconds)
+
+
 def deploy_round(cluster: Cluster) -> None:
     """deploy.yml of a new release under load, then the rollback to the one before."""
     from drills import new_release_tree
@@ -518,6 +649,22 @@ ROWS = [
     ("visits that failed or saw the visitor logged out", "redis_failover.problems"),
     ("slowest visit (s)", "redis_failover.slowest_visit_seconds"),
     ("visits during the window (GET and POST)", "redis_failover.visits"),
+    ("Database primary killed, then playbooks/db-failover.yml (a user posts all along)", None),
+    ("seconds from the kill to the first post accepted", "db_failover.seconds_to_first_write"),
+    ("longest stretch with no post accepted (s)", "db_failover.longest_write_gap_seconds"),
+    ("failed posts", "db_failover.failed"),
+    ("acknowledged posts missing afterwards", "db_failover.lost"),
+    ("posts during the window", "db_failover.posts"),
+    ("Planned move, playbooks/db-switchover.yml (a user posts all along)", None),
+    ("playbook run (s)", "db_switchover.playbook_seconds"),
+    ("longest stretch with no post accepted (s)", "db_switchover.longest_write_gap_seconds"),
+    ("failed posts", "db_switchover.failed"),
+    ("acknowledged posts missing afterwards", "db_switchover.lost"),
+    ("posts during the window", "db_switchover.posts"),
+    ("Replication lag (4 users post at once, sampled every 0.5 s)", None),
+    ("posts accepted per second", "db_lag.posts_per_second"),
+    ("most transactions a replica had not applied", "db_lag.most_transactions_behind"),
+    ("most Seconds_Behind_Master", "db_lag.most_seconds_behind"),
     ("Rolling deploy (playbooks/deploy.yml, GET load, no resend)", None),
     ("deploy of a new release (s)", "deploy.seconds"),
     ("deploy: failed requests", "deploy.failed"),
@@ -619,8 +766,8 @@ def main() -> None:
     rewritten after every round, so an interrupted run still leaves what it measured."""
     started = time.monotonic()
     os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ['PATH']}"
-    if ONLY not in ("", "cluster"):
-        raise SystemExit(f"bench: BENCH_ONLY={ONLY!r}: use cluster, or leave it unset")
+    if ONLY not in ("", "cluster", "db"):
+        raise SystemExit(f"bench: BENCH_ONLY={ONLY!r}: use cluster or db, or leave it unset")
     if ONLY:
         earlier.update(json.loads((REPO / "docs/benchmarks.json").read_text()))
     say("cluster: lab up and site.yml")
@@ -632,12 +779,16 @@ def main() -> None:
     ensure_wrk_on(cluster.lb_name)
     for i in range(RUNS):
         say(f"cluster run {i + 1}/{RUNS}")
-        cluster_round(cluster)
-        failover_round(cluster)
-        rolling_reload_round(cluster)
-        lb_failover_round(cluster)
-        redis_failover_round(cluster)
-        deploy_round(cluster)
+        if ONLY != "db":
+            cluster_round(cluster)
+            failover_round(cluster)
+            rolling_reload_round(cluster)
+            lb_failover_round(cluster)
+            redis_failover_round(cluster)
+            deploy_round(cluster)
+        db_lag_round(cluster)
+        db_failover_round(cluster)
+        db_switchover_round(cluster)
         write_report(started)
     for i in range(0 if ONLY else RUNS):
         for cfg, label in ((SHIPPED_CFG, "shipped"), (STOCK_CFG, "stock")):

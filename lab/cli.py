@@ -55,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         action = getattr(commands, args.command)
         if args.command in ("start", "stop", "kill"):
             action(paths, spec, args.host)
+        elif args.command == "up":
+            # Where this inventory's generated secrets live; a copy of the inventory that links
+            # them (tests do) resolves to the same place, so it is the same lab.
+            action(paths, spec, (Path(args.inventory) / "credentials").resolve())
         else:
             action(paths, spec)
     except LabError as exc:

@@ -6,6 +6,7 @@ import concurrent.futures
 import shutil
 import sys
 import time
+from pathlib import Path
 
 from lab import cgroups, gcs_key, network, services, state
 from lab import host as hosts
@@ -65,8 +66,20 @@ def clean_leftovers(paths: LabPaths, spec: LabSpec, keep_running: bool) -> None:
             run(["ip", "netns", "del", ns])
 
 
-def up(paths: LabPaths, spec: LabSpec) -> None:
+def up(paths: LabPaths, spec: LabSpec, credentials: Path | None = None) -> None:
+    """Boot every host that is not running. `credentials`: the directory of the inventory's
+    generated secrets. A lab whose hosts hold other secrets (another checkout's, or this path's
+    before a fresh clone, or unknown) is rebuilt first: our converge could not log in to them."""
     started = time.monotonic()
+    ours = state.secrets_id(credentials) if credentials is not None else None
+    theirs = state.load(paths).get("credentials")
+    running = [h.name for h in spec.hosts if hosts.is_running(paths, spec, h.name)]
+    if ours is not None and theirs != ours and running:
+        say(
+            f"lab {spec.name} is running with secrets other than those in {credentials} "
+            "(another checkout, or an earlier clone, brought it up). Rebuilding it."
+        )
+        down(paths, spec)
     check_overlaps(spec, state.other_labs(), machine_routes())
     say(
         f"lab {spec.name}: {len(spec.hosts)} host(s) on {spec.bridge} {spec.subnet}, "
@@ -91,7 +104,7 @@ def up(paths: LabPaths, spec: LabSpec) -> None:
         hosts.boot(paths, spec, host, base)
         booting[host.name] = host
         recorded[host.name] = str(host.address)
-    state.save(paths, spec, recorded)
+    state.save(paths, spec, recorded, ours)
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(booting))) as pool:
         futures = {pool.submit(hosts.wait_ssh, paths, h.address): h for h in booting.values()}
         for future in concurrent.futures.as_completed(futures):

@@ -121,6 +121,9 @@ def boot(paths: LabPaths, spec: LabSpec, host: HostSpec, base: Path) -> int:
         paths.pidfile(host.name),
         paths.log(host.name),
         cgroup_procs=cgroups.create(spec.name, host.name),
+        # Like a VM, a host sets its own network sysctls (e.g. net.ipv4.ip_nonlocal_bind, for a
+        # service that listens on a floating address); the rest of /proc/sys stays read-only.
+        env={"SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"},
     )
 
 

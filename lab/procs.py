@@ -10,16 +10,21 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from lab import cgroups
 
 
 def start_daemon(
-    cmd: Sequence[str], pidfile: Path, log: Path, cgroup_procs: Sequence[Path] = ()
+    cmd: Sequence[str],
+    pidfile: Path,
+    log: Path,
+    cgroup_procs: Sequence[Path] = (),
+    env: Mapping[str, str] | None = None,
 ) -> int:
-    """Start a long-lived process detached from us, in the given cgroups; record its PID."""
+    """Start a long-lived process detached from us, in the given cgroups, with `env` added to
+    our environment; record its PID."""
     pidfile.parent.mkdir(parents=True, exist_ok=True)
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
@@ -29,6 +34,7 @@ def start_daemon(
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env={**os.environ, **env} if env else None,
             preexec_fn=(lambda: cgroups.enter(list(cgroup_procs))) if cgroup_procs else None,
         )
     pidfile.write_text(f"{proc.pid}\n")

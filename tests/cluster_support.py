@@ -296,19 +296,24 @@ def env_command(env_file: str, script: str, *args: str) -> str:
     return shlex.join(["python3", "-c", ENV_RUN, env_file, body])
 
 
-def mariadb_app_command(env_file: str, query: str, password: str | None = None) -> str:
+def mariadb_app_command(
+    env_file: str, query: str, password: str | None = None, server: str | None = None
+) -> str:
     """The mariadb client on a WAS, connecting as the app does: account, password, server and TLS
     from that WAS's environment file (with DJANGO_DB_SSL_CA set, TLS verifying the server against
-    that CA). `password` replaces the file's (a wrong one, to be refused)."""
+    that CA). `password` replaces the file's (a wrong one, to be refused); `server` replaces the
+    address it connects to (one database server rather than the writer's address)."""
     script = (
         ("DJANGO_DB_PASSWORD=%s; " if password is not None else "")
+        + ("DJANGO_DB_HOST=%s; " if server is not None else "")
         + 'set --; if [ -n "$DJANGO_DB_SSL_CA" ]; then'
         ' set -- --ssl --ssl-ca="$DJANGO_DB_SSL_CA" --ssl-verify-server-cert; fi;'
         ' MYSQL_PWD="$DJANGO_DB_PASSWORD" mariadb "$@" --batch --skip-column-names'
         ' --connect-timeout=5 -h "$DJANGO_DB_HOST" -P "$DJANGO_DB_PORT" -u "$DJANGO_DB_USER"'
         ' "$DJANGO_DB_NAME" -e %s'
     )
-    return env_command(env_file, script, *([password] if password is not None else []), query)
+    args = [a for a in (password, server) if a is not None]
+    return env_command(env_file, script, *args, query)
 
 
 # Prints the password of the WAS's cache URL DJANGO_REDIS_URL (redis://user:password@host:port/db,

@@ -366,3 +366,171 @@ def redis_failover(
         "first_problems": visitor.problems[:5],
         "slowest_visit_seconds": round(visitor.slowest, 1),
     }
+
+
+# --- The database primary ------------------------------------------------------------------------
+
+
+@dataclass
+class DbServers:
+    """The db hosts, asked as root on each (their own MariaDB, through the unix socket)."""
+
+    inventory: Path
+    names: list[str]
+
+    @classmethod
+    def read(cls, inventory: Path) -> DbServers:
+        return cls(inventory, group_hosts(inventory, "db"))
+
+    def query(self, name: str, sql: str, timeout: int = 10) -> list[list[str]] | None:
+        """Rows of `sql` on one server, or None when it does not answer."""
+        host = get_host(self.inventory, name)
+        try:
+            result = host.run(
+                "timeout %s mariadb --connect-timeout=3 --batch --skip-column-names -e %s",
+                str(timeout),
+                sql,
+            )
+        except RuntimeError:  # SSH failed: the host is down
+            return None
+        if result.rc != 0:
+            return None
+        return [line.split("\t") for line in result.stdout.splitlines()]
+
+    def writable(self) -> list[str]:
+        """The servers that answer and accept writes (read_only off)."""
+        return [n for n in self.names if self.query(n, "SELECT @@read_only") == [["0"]]]
+
+    def primary(self) -> str:
+        writable = self.writable()
+        assert len(writable) == 1, f"servers that accept writes: {writable or 'none'}"
+        return writable[0]
+
+    def replica_status(self, name: str) -> dict[str, str]:
+        """SHOW SLAVE STATUS of `name` ({} when it follows no one)."""
+        host = get_host(self.inventory, name)
+        lines = host.check_output("mariadb --batch -e 'SHOW SLAVE STATUS'").splitlines()
+        if len(lines) < 2:
+            return {}
+        return dict(zip(lines[0].split("\t"), lines[1].split("\t"), strict=False))
+
+    def source(self, name: str) -> str:
+        """The address `name` replicates from ('' for none), with both threads running."""
+        fields = self.replica_status(name)
+        running = fields.get("Slave_IO_Running") == fields.get("Slave_SQL_Running") == "Yes"
+        return fields.get("Master_Host", "") if running else ""
+
+    def sequence(self, name: str, variable: str) -> int:
+        """How far a GTID position of `name` reaches (e.g. gtid_slave_pos): its highest sequence
+        number (one replication domain is in use)."""
+        rows = self.query(name, f"SELECT @@{variable}") or [[""]]
+        numbers = [int(g.rsplit("-", 1)[1]) for g in rows[0][0].split(",") if g.count("-") == 2]
+        return max(numbers, default=0)
+
+    def captions(self, name: str, prefix: str) -> set[str]:
+        """The captions of the posts starting with `prefix` that `name` holds."""
+        rows = self.query(name, f"SELECT caption FROM app.feed_post WHERE caption LIKE '{prefix}%'")
+        assert rows is not None, f"{name} does not answer"
+        return {r[0] for r in rows}
+
+
+@dataclass
+class Poster:
+    """A logged-in user who posts images with captions of their own making, all the time, and
+    keeps what each attempt got: a caption is acknowledged when the post's redirect came back."""
+
+    base_url: str
+    image: bytes
+    username: str = field(default_factory=lambda: f"poster{uuid.uuid4().hex[:8]}")
+    session: requests.Session = field(default_factory=requests.Session)
+    prefix: str = field(default_factory=lambda: f"drill-{uuid.uuid4().hex[:8]}-")
+    acknowledged: list[str] = field(default_factory=list)
+    acknowledged_at: list[float] = field(default_factory=list)
+    acknowledged_started: list[float] = field(default_factory=list)
+    failures: list[tuple[float, str]] = field(default_factory=list)
+    attempts: int = 0
+
+    def send(self, caption: str, follow: bool = False) -> requests.Response:
+        """One post: the form (for its CSRF token), then the image with `caption`; with
+        `follow`, the answer is the page the post redirects to."""
+        url = f"{self.base_url}/posts/new/"
+        form = self.session.get(url, timeout=30)
+        return self.session.post(
+            url,
+            data={"csrfmiddlewaretoken": csrf_token(form.text), "caption": caption},
+            files={"image": ("post.png", self.image, "image/png")},
+            headers={"Referer": url},
+            allow_redirects=follow,
+            timeout=30,
+        )
+
+    def post(self, stop: threading.Event) -> None:
+        """Post until `stop`, one caption after another, keeping what each attempt got."""
+        while not stop.is_set():
+            caption = f"{self.prefix}{self.attempts}"
+            self.attempts += 1
+            began = time.monotonic()
+            try:
+                answer = self.send(caption)
+                # Acknowledged: redirected to the feed, not to the login page.
+                if answer.status_code in (302, 303) and "login" not in answer.headers["Location"]:
+                    self.acknowledged.append(caption)
+                    self.acknowledged_at.append(time.monotonic())
+                    self.acknowledged_started.append(began)
+                else:
+                    self.failures.append((time.monotonic(), f"POST {answer.status_code}"))
+            except (requests.RequestException, AssertionError) as exc:
+                self.failures.append((time.monotonic(), type(exc).__name__))
+            time.sleep(0.2)
+
+    def first_write_after(self, moment: float) -> float:
+        """Seconds from `moment` to the acknowledgement of the first post sent after it (-1:
+        none): a post already in flight at `moment` does not count."""
+        later = [
+            done
+            for began, done in zip(self.acknowledged_started, self.acknowledged_at, strict=True)
+            if began > moment
+        ]
+        return round(min(later) - moment, 1) if later else -1.0
+
+    def longest_gap(self) -> float:
+        """The longest stretch with no acknowledged post, in seconds: the writes' outage."""
+        times = self.acknowledged_at
+        return round(max((b - a for a, b in zip(times, times[1:], strict=False)), default=0), 1)
+
+    def failed_window(self) -> float:
+        """Seconds from the first failed post to the last (0 with none or one)."""
+        times = [t for t, _ in self.failures]
+        return round(max(times) - min(times), 1) if len(times) > 1 else 0.0
+
+
+def db_switch_under_load(
+    poster: Poster, switch: Callable[[], dict[str, Any]], settle: float = 5
+) -> dict[str, Any]:
+    """Run `switch` (a failover or a switchover; it returns its own report) while `poster` posts,
+    then let the poster go on for `settle` seconds. Returns the report with the poster's counts.
+    The first write is counted from the report's `cut_at` (a monotonic time: when the kill was
+    done) if it gives one, else from the start of `switch`."""
+    stop = threading.Event()
+    worker = threading.Thread(target=poster.post, args=(stop,))
+    worker.start()
+    try:
+        time.sleep(3)
+        started = time.monotonic()
+        report = switch()
+        report["switch_seconds"] = round(time.monotonic() - started, 1)
+        time.sleep(settle)
+        cut_at = report.pop("cut_at", started)
+        report["first_write_after_start_seconds"] = poster.first_write_after(cut_at)
+    finally:
+        stop.set()
+        worker.join()
+    return {
+        **report,
+        "posts_attempted": poster.attempts,
+        "posts_acknowledged": len(poster.acknowledged),
+        "posts_failed": len(poster.failures),
+        "failed_window_seconds": poster.failed_window(),
+        "longest_write_gap_seconds": poster.longest_gap(),
+        "first_failures": [what for _, what in poster.failures[:5]],
+    }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,10 @@ def url_prefix(value: str) -> str:
     return value if value.endswith("/") else value + "/"
 
 
+# Seconds a read on a replica may wait for the server (core.dbrouter).
+REPLICA_IO_TIMEOUT = 5
+
+
 def databases(env: Mapping[str, str], base_dir: Path) -> dict[str, Any]:
     engine = env_choice(env, "DJANGO_DB_ENGINE", ("sqlite", "mysql"), "sqlite")
     if engine == "sqlite":
@@ -89,25 +94,54 @@ def databases(env: Mapping[str, str], base_dir: Path) -> dict[str, Any]:
                 "NAME": env_str(env, "DJANGO_DB_NAME", str(base_dir / "db.sqlite3")),
             }
         }
-    return {
-        "default": {
-            "ENGINE": "django.db.backends.mysql",
-            "NAME": env_str(env, "DJANGO_DB_NAME"),
-            "USER": env_str(env, "DJANGO_DB_USER"),
-            "PASSWORD": env_str(env, "DJANGO_DB_PASSWORD"),
-            "HOST": env_str(env, "DJANGO_DB_HOST"),
-            "PORT": str(env_int(env, "DJANGO_DB_PORT", 3306)),
-            # Reuse connections for a minute; health checks drop ones MariaDB closed meanwhile.
-            "CONN_MAX_AGE": 60,
-            "CONN_HEALTH_CHECKS": True,
-            "OPTIONS": {
-                "charset": "utf8mb4",
-                "init_command": "SET sql_mode='STRICT_TRANS_TABLES'",
-                "connect_timeout": 5,
-                **db_tls_options(env),
-            },
-        }
+    default: dict[str, Any] = {
+        "ENGINE": "django.db.backends.mysql",
+        "NAME": env_str(env, "DJANGO_DB_NAME"),
+        "USER": env_str(env, "DJANGO_DB_USER"),
+        "PASSWORD": env_str(env, "DJANGO_DB_PASSWORD"),
+        "HOST": env_str(env, "DJANGO_DB_HOST"),
+        "PORT": str(env_int(env, "DJANGO_DB_PORT", 3306)),
+        # Reuse connections for a minute; health checks drop ones MariaDB closed meanwhile.
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": {
+            "charset": "utf8mb4",
+            "init_command": "SET sql_mode='STRICT_TRANS_TABLES'",
+            "connect_timeout": 5,
+            **db_tls_options(env),
+        },
     }
+    databases = {"default": default}
+    # One alias per database server for reads (core.dbrouter): a server that is down costs a
+    # one-second connect attempt, one that dies under a read five seconds (then the read runs
+    # again on "default"); either is left alone for a while.
+    for n, host in enumerate(db_replicas(env)):
+        databases[f"replica_{n}"] = {
+            **default,
+            "HOST": host,
+            "OPTIONS": {
+                **default["OPTIONS"],
+                "connect_timeout": 1,
+                "read_timeout": REPLICA_IO_TIMEOUT,
+                "write_timeout": REPLICA_IO_TIMEOUT,
+            },
+            "TEST": {"MIRROR": "default"},
+        }
+    return databases
+
+
+def db_replicas(env: Mapping[str, str]) -> list[str]:
+    """DJANGO_DB_REPLICAS: the database servers' own addresses, comma-separated ("" for none)."""
+    raw = env.get("DJANGO_DB_REPLICAS", "").strip()
+    hosts = [h.strip() for h in raw.split(",")] if raw else []
+    bad = [h for h in hosts if not h or not re.fullmatch(r"[A-Za-z0-9.\-]+", h)]
+    if bad:
+        raise ImproperlyConfigured(
+            f"DJANGO_DB_REPLICAS is {raw!r}: give the database servers' addresses, separated by "
+            "commas (e.g. 10.0.0.21,10.0.0.22), with no port and no empty item; leave it empty "
+            "to read from DJANGO_DB_HOST only."
+        )
+    return hosts
 
 
 def db_tls_options(env: Mapping[str, str]) -> dict[str, Any]:

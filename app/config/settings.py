@@ -58,6 +58,8 @@ MIDDLEWARE = [
     "core.middleware.served_by",
     # Before host validation and the SSL redirect: balancer probes use the member's IP over HTTP.
     "health.middleware.health_probes",
+    # Before anything reads the database: where this request's reads go.
+    "core.dbrouter.read_your_writes",
     "django.middleware.security.SecurityMiddleware",
     # Refuse oversized bodies before anything reads them.
     "core.middleware.upload_limit",
@@ -89,6 +91,9 @@ TEMPLATES = [
 ]
 
 DATABASES = env.databases(E, BASE_DIR)
+# Reads from a replica when one is healthy; a client's reads follow its writes for a while.
+DATABASE_ROUTERS = ["core.dbrouter.ReplicaRouter"]
+READ_YOUR_WRITES_SECONDS = env.env_int(E, "DJANGO_DB_READ_YOUR_WRITES_SECONDS", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = env.caches(E)

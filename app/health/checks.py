@@ -21,6 +21,22 @@ def check_database() -> None:
             raise RuntimeError("SELECT 1 returned something else")
 
 
+def database_reads() -> dict[str, str]:
+    """Where a plain read goes now (core.dbrouter): the alias, and the server's id there."""
+    from core.dbrouter import read_alias
+
+    alias = read_alias()
+    connection = connections[alias]
+    if connection.vendor != "mysql":
+        return {"alias": alias, "server_id": ""}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT @@server_id")
+            return {"alias": alias, "server_id": str(cursor.fetchone()[0])}
+    except Exception as exc:  # noqa: BLE001 - readiness reports, it does not raise
+        return {"alias": alias, "server_id": "", "error": type(exc).__name__}
+
+
 def check_cache() -> None:
     cache = caches["default"]
     key = f"readyz:{socket.gethostname()}"

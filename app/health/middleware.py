@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from health.checks import run_checks
+from health.checks import database_reads, run_checks
 
 Handler = Callable[[HttpRequest], HttpResponse]
 
@@ -26,7 +26,8 @@ def readyz() -> HttpResponse:
     checks = run_checks()
     ok = all(result == "ok" for result in checks.values())
     return JsonResponse(
-        {"status": "ok" if ok else "fail", "checks": checks}, status=200 if ok else 503
+        {"status": "ok" if ok else "fail", "checks": checks, "database_reads": database_reads()},
+        status=200 if ok else 503,
     )
 
 

@@ -58,6 +58,8 @@ def test_readyz_all_ok_against_real_servers(redis_cache, s3_storage):
     assert response.json() == {
         "status": "ok",
         "checks": {"database": "ok", "cache": "ok", "storage": "ok"},
+        # No replica in the tests' settings: reads go to the writer (SQLite has no server id).
+        "database_reads": {"alias": "default", "server_id": ""},
     }
     # The probe key lives under the app: prefix the Redis ACL allows.
     assert redis_cache.admin().get(f"app:1:readyz:{HOSTNAME}") == b"1"

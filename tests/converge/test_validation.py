@@ -40,7 +40,7 @@ def two_was_on_one_address(hosts: dict[str, Any]) -> str:
 
 def no_db_group(hosts: dict[str, Any]) -> str:
     del hosts["all"]["children"]["db"]
-    return "Group 'db' has 0 host(s) (none) but needs exactly 1"
+    return "Group 'db' has 0 host(s) (none) but needs at least 1"
 
 
 def two_was_on_one_route(hosts: dict[str, Any]) -> str:

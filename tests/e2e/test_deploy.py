@@ -4,6 +4,11 @@ Clients GET pages and the static file each page links, and a signed-in client si
 guestbook, all through the front door, while the deploy runs. Every answer must be 2xx or 3xx,
 with no retry. Each answer names its server and release (X-Served-By, X-App-Release), so the
 test sees the servers switch one at a time.
+
+Besides a free client, one client per WAS asks for that WAS (its sticky cookie, set afresh on
+every round), so each server is seen before and after its switch whatever the balancer's
+counts: mod_lbmethod_byrequests counts sticky requests too, and after an earlier test pinned
+thousands of requests to one WAS, it sends every new client to the other until they even out.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import pytest
 import requests
 from cluster_support import changed_hosts, describe, run_playbook
 from drills import new_release_tree
-from e2e_support import Cluster, csrf_token, served_by, sign_up
+from e2e_support import Cluster, csrf_token, pinned, served_by, sign_up
 
 RELEASE_HEADER = "X-App-Release"
 STATIC_LINK = re.compile(r'href="(/static/core/app\.[0-9a-f]{12}\.css)"')
@@ -59,10 +64,14 @@ def check(seen: Seen, what: str, response: requests.Response) -> None:
             seen.bad.append(f"{what}: HTTP {response.status_code}")
 
 
-def reader(cluster: Cluster, seen: Seen, stop: threading.Event) -> None:
+def reader(cluster: Cluster, seen: Seen, stop: threading.Event, pin: str = "") -> None:
+    """GETs pages through the front door; with `pin`, each round asks for that WAS (the balancer
+    sends the client elsewhere while that WAS is out)."""
     session = requests.Session()
     started = time.monotonic()
     while not stop.is_set():
+        if pin:
+            session = pinned(cluster, pin)
         for path in ("/", "/guestbook/"):
             try:
                 page = session.get(f"{cluster.url}{path}", timeout=30)
@@ -118,8 +127,9 @@ def writer(cluster: Cluster, seen: Seen, stop: threading.Event, username: str) -
 @contextmanager
 def load(cluster: Cluster, username: str) -> Iterator[Seen]:
     seen, stop = Seen(), threading.Event()
-    with ThreadPoolExecutor(4) as pool:
-        futures = [pool.submit(reader, cluster, seen, stop) for _ in range(3)]
+    pins = ["", *cluster.was]
+    with ThreadPoolExecutor(len(pins) + 1) as pool:
+        futures = [pool.submit(reader, cluster, seen, stop, pin) for pin in pins]
         futures.append(pool.submit(writer, cluster, seen, stop, username))
         try:
             time.sleep(2)

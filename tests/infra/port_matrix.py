@@ -47,17 +47,18 @@ class Service:
 
 
 # The declared matrix (DESIGN.md): lb's HTTP(S) for anyone, gunicorn for the balancers, the object
-# store (or the lab's GCS emulator) for the application servers and the balancers, MariaDB for the
-# application servers, Redis for them and for its replicas and sentinels, Sentinel for the
-# application servers and the other sentinels. Nothing else crosses hosts; SSH answers the admin
-# networks only.
+# store for the application servers, the balancers and the database servers (backups), the lab's
+# GCS emulator for the application servers and the balancers, MariaDB for the
+# application servers and the other database servers (replicas copy the primary), Redis for them
+# and for its replicas and sentinels, Sentinel for the application servers and the other
+# sentinels. Nothing else crosses hosts; SSH answers the admin networks only.
 SERVICES = (
     Service("http", "lb", "http_port", (ANYONE,)),
     Service("https", "lb", "https_port", (ANYONE,)),
     Service("gunicorn", "was", "port", ("lb",)),
-    Service("s3", "storage", "s3_port", ("was", "lb")),
+    Service("s3", "storage", "s3_port", ("was", "lb", "db")),
     Service("gcs", "gcs_emulator", "port", ("was", "lb")),
-    Service("mariadb", "db", "port", ("was",)),
+    Service("mariadb", "db", "port", ("was", "db")),
     Service("redis", "redis", "port", ("was", "redis", "sentinel")),
     Service("sentinel", "sentinel", "port", ("was", "sentinel")),
 )

@@ -128,8 +128,7 @@ def test_group_sizes_are_said_in_words(low: int, high: int | None, text: str) ->
 @pytest.mark.parametrize(
     ("group", "members", "needs"),
     [
-        ("db", [], "has 0 host(s) (none) but needs exactly 1"),
-        ("db", ["db1", "db2"], "has 2 host(s) (db1, db2) but needs exactly 1"),
+        ("db", [], "has 0 host(s) (none) but needs at least 1"),
         ("lb", [], "has 0 host(s) (none) but needs at least 1"),
         ("build", ["build1", "build2"], "needs exactly 1"),
         ("build", [], "has 0 host(s) (none) but needs exactly 1"),
@@ -253,7 +252,12 @@ def test_was_port_in_the_inventory_is_refused_naming_the_contract_port(tmp_path:
     [
         ("mariadb_port", 3307, "cluster_db_port", "django_was_db_port"),
         ("apache_lb_server_name", "www.example.com", "cluster_public_names", "django_was"),
-        ("firewall_owners", ["mariadb"], "cluster_group_roles and cluster_lb_floating_address", ""),
+        (
+            "firewall_owners",
+            ["mariadb"],
+            "cluster_group_roles, cluster_lb_floating_address and cluster_db_floating_address",
+            "",
+        ),
     ],
 )
 def test_wired_names_in_the_inventory_are_refused(
@@ -281,7 +285,10 @@ def test_a_wired_secret_is_refused_without_showing_it(tmp_path: Path) -> None:
             "{{ cluster_s3_endpoint }}/{{ cluster_bucket }}",
             ["cluster_s3_endpoint", "cluster_bucket"],
         ),
-        (WIRING["firewall_owners"], ["cluster_group_roles", "cluster_lb_floating_address"]),
+        (
+            WIRING["firewall_owners"],
+            ["cluster_group_roles", "cluster_lb_floating_address", "cluster_db_floating_address"],
+        ),
         ("{{ django_secret_key }}", ["django_secret_key"]),
     ],
 )
@@ -802,6 +809,7 @@ def test_a_free_floating_address_is_accepted(tmp_path: Path) -> None:
     assert problems(hostvars, tmp_path) == []
 
 
+@pytest.mark.parametrize("name", ["cluster_lb_floating_address", "cluster_db_floating_address"])
 @pytest.mark.parametrize(
     ("value", "words"),
     [
@@ -811,10 +819,12 @@ def test_a_free_floating_address_is_accepted(tmp_path: Path) -> None:
         ("10.77.0.11", ["10.77.0.11 is the own address of was1", "Pick a free address"]),
     ],
 )
-def test_a_bad_floating_address_is_refused(value: str, words: list[str], tmp_path: Path) -> None:
+def test_a_bad_floating_address_is_refused(
+    name: str, value: str, words: list[str], tmp_path: Path
+) -> None:
     hostvars = good_hostvars()
-    set_everywhere(hostvars, "cluster_lb_floating_address", value)
-    the_problem(problems(hostvars, tmp_path), "cluster_lb_floating_address", *words)
+    set_everywhere(hostvars, name, value)
+    the_problem(problems(hostvars, tmp_path), name, *words)
 
 
 @pytest.mark.parametrize("router_id", [0, 256, "fifty"])
@@ -823,6 +833,49 @@ def test_a_bad_vrrp_router_id_is_refused(router_id: Any, tmp_path: Path) -> None
     set_everywhere(hostvars, "cluster_lb_floating_address", "10.77.0.100")
     set_everywhere(hostvars, "cluster_lb_vrrp_router_id", router_id)
     the_problem(problems(hostvars, tmp_path), "cluster_lb_vrrp_router_id is", "1 to 255")
+
+
+# --- The database's replicas and writer address -----------------------------------------------
+
+
+def with_db(*names: str) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    hostvars = good_hostvars()
+    for n, name in enumerate(names[1:], start=2):
+        hostvars[name] = {**hostvars["db1"], "ansible_host": f"10.77.0.{20 + n}"}
+    return hostvars, {**GROUPS, "all": list(hostvars), "db": list(names)}
+
+
+def test_two_db_hosts_with_a_writer_address_are_accepted(tmp_path: Path) -> None:
+    hostvars, groups = with_db("db1", "db2")
+    set_everywhere(hostvars, "cluster_db_floating_address", "10.77.0.101")
+    assert problems(hostvars, tmp_path, groups) == []
+
+
+def test_two_db_hosts_need_a_writer_address(tmp_path: Path) -> None:
+    hostvars, groups = with_db("db1", "db2")
+    the_problem(
+        problems(hostvars, tmp_path, groups),
+        "Group 'db' has 2 hosts (db1, db2)",
+        "cluster_db_floating_address is not set",
+        "group_vars/all/cluster.yml",
+    )
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "words"),
+    [
+        ("cluster_db_floating_address", "10.77.0.100", ["are both 10.77.0.100"]),
+        ("cluster_db_vrrp_router_id", 51, ["router_id are both 51", "its own id"]),
+    ],
+)
+def test_the_balancers_and_the_database_share_no_vrrp_setting(
+    setting: str, value: Any, words: list[str], tmp_path: Path
+) -> None:
+    hostvars, groups = with_db("db1", "db2")
+    set_everywhere(hostvars, "cluster_lb_floating_address", "10.77.0.100")
+    set_everywhere(hostvars, "cluster_db_floating_address", "10.77.0.101")
+    set_everywhere(hostvars, setting, value)
+    the_problem(problems(hostvars, tmp_path, groups), *words)
 
 
 # --- Redis Sentinel -------------------------------------------------------------------------------

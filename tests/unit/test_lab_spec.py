@@ -35,6 +35,7 @@ def test_default_lab_inventory_has_the_hosts_of_the_design() -> None:
         "was1": "10.77.0.11",
         "was2": "10.77.0.12",
         "db1": "10.77.0.21",
+        "db2": "10.77.0.22",
         "redis1": "10.77.0.31",
         "redis2": "10.77.0.32",
         "store1": "10.77.0.41",

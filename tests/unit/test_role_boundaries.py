@@ -28,6 +28,7 @@ ROLE_PREFIXES = {
     "wheel_build": "wheel_build_",
     "tls_ca": "tls_ca_",
     "keepalived": "keepalived_",
+    "db_backup": "db_backup_",
     "firewall": "firewall_",
     "ca_certificates": "ca_certificates_",
     "data_clients": "data_clients_",

@@ -146,3 +146,169 @@ def test_sentinels_that_disagree_or_name_a_stranger_stop_the_run(
 ) -> None:
     with pytest.raises(contract.RedisMasterError, match=re.escape(message)):
         contract.cluster_redis_master(REDIS, answers)
+
+
+# --- The database primary, as playbooks/db.yml finds it on the servers ---------------------------
+
+DB = ["db1", "db2", "db3"]
+DB_HOSTVARS = {f"db{n}": {"ansible_host": f"10.77.0.{20 + n}"} for n in (1, 2, 3)}
+SERVER_HEADER = "read_only\tgtid_binlog_pos\tgtid_current_pos\thas_database\tdata_schemas"
+REPLICA_HEADER = "Slave_IO_State\tMaster_Host\tGtid_IO_Pos\tSlave_IO_Running\tSlave_SQL_Running"
+
+
+def server(
+    host: str, read_only: int, has_database: int = 1, source: str = "", gtid: str = "0-21-9"
+) -> dict[str, Any]:
+    """One server's answer to playbooks/tasks/db_servers.yml (mariadb --batch output)."""
+    position = gtid if has_database else ""
+    lines = [SERVER_HEADER, f"{read_only}\t{position}\t{position}\t{has_database}\t{has_database}"]
+    if source:
+        lines += [REPLICA_HEADER, f"Waiting\t{source}\t{gtid}\tYes\tYes"]
+    return asked(host, "\n".join(lines))
+
+
+def new_server(host: str) -> dict[str, Any]:
+    return asked(host, rc=127, stdout="")
+
+
+@pytest.mark.parametrize(
+    ("answers", "primary"),
+    [
+        # A new install: no MariaDB anywhere yet, or only Debian's empty one.
+        ([new_server("db1"), server("db2", 0, 0), new_server("db3")], "10.77.0.21"),
+        # After a failover: db2 took writes, db1 came back read-only, db3 follows db2.
+        (
+            [server("db1", 1), server("db2", 0), server("db3", 1, source="10.77.0.22")],
+            "10.77.0.22",
+        ),
+        # db1 (the primary) restarted read-only; its replicas still follow it.
+        (
+            [server("db1", 1), server("db2", 1, source="10.77.0.21"), new_server("db3")],
+            "10.77.0.21",
+        ),
+        # The only copy, read-only after a run stopped midway; the others are new.
+        ([server("db1", 1), server("db2", 0, 0), new_server("db3")], "10.77.0.21"),
+    ],
+)
+def test_the_primary_is_found_on_the_servers(answers: list[dict[str, Any]], primary: str) -> None:
+    assert contract.cluster_db_primary(DB, DB_HOSTVARS, answers) == primary
+
+
+def test_an_operator_settles_a_cluster_where_no_server_takes_writes() -> None:
+    answers = [server("db1", 1), server("db2", 1), new_server("db3")]
+    assert contract.cluster_db_primary(DB, DB_HOSTVARS, answers, "db2") == "10.77.0.22"
+
+
+@pytest.mark.parametrize(
+    ("answers", "chosen", "message"),
+    [
+        (
+            [server("db1", 0), server("db2", 0), new_server("db3")],
+            "",
+            "Two database servers accept writes (db1 at GTID 0-21-9, db2 at GTID 0-21-9)",
+        ),
+        (
+            [server("db1", 0), asked("db2", unreachable=True, rc=None), new_server("db3")],
+            "",
+            "db2 does not answer",
+        ),
+        ([server("db1", 0), new_server("db2")], "", "db3 does not answer"),
+        (
+            [server("db1", 1), server("db2", 1), new_server("db3")],
+            "",
+            "do not name one primary (db1 follows no one, db2 follows no one)",
+        ),
+        (
+            [server("db1", 1), server("db2", 0, source="10.77.0.21"), new_server("db3")],
+            "",
+            "db2 accepts writes but replicates from 10.77.0.21",
+        ),
+        (
+            # db2 was promoted and restarted; db3 still follows the stale db1.
+            [
+                server("db1", 1, gtid="0-21-9"),
+                server("db2", 1, gtid="0-22-15"),
+                server("db3", 1, source="10.77.0.21", gtid="0-21-9"),
+            ],
+            "",
+            "db1 would be the primary, but db2 holds transactions it never had",
+        ),
+        (
+            [server("db1", 0), server("db2", 1, source="10.77.0.21"), new_server("db3")],
+            "db2",
+            "db1 is the primary and accepts writes: db_primary=db2 would make two",
+        ),
+        (
+            [
+                asked("db1", "ERROR 1045 (28000): Access denied"),
+                new_server("db2"),
+                new_server("db3"),
+            ],
+            "",
+            "The database server db1 answered",
+        ),
+    ],
+)
+def test_two_primaries_a_silent_server_or_none_stop_the_run(
+    answers: list[dict[str, Any]], chosen: str, message: str
+) -> None:
+    with pytest.raises(contract.DbPrimaryError, match=re.escape(message)):
+        contract.cluster_db_primary(DB, DB_HOSTVARS, answers, chosen)
+
+
+def test_the_failover_promotes_the_replica_that_received_the_most() -> None:
+    answers = [
+        server("db2", 1, source="10.77.0.21", gtid="0-21-99"),
+        server("db3", 1, source="10.77.0.21", gtid="0-21-105"),
+    ]  # db1 did not answer SSH: it is not in the answers
+    plan = contract.cluster_db_failover_plan(DB, DB_HOSTVARS, answers)
+    assert (plan["failed"], plan["promote"], plan["repoint"]) == ("db1", "db3", ["db2"])
+    assert plan["promote_address"] == "10.77.0.23"
+
+
+@pytest.mark.parametrize(
+    ("answers", "failed", "message"),
+    [
+        (
+            [server("db1", 0), server("db2", 1, source="10.77.0.21")],
+            "",
+            "db1 answers and accepts writes: it has not failed",
+        ),
+        (
+            [server("db2", 0), server("db3", 1, source="10.77.0.21")],
+            "db1",
+            "db2 already accepts writes",
+        ),
+        (
+            [asked("db1", rc=1), asked("db2", rc=1), server("db3", 1, source="10.77.0.22")],
+            "db1",
+            "No replica of db1 answers (db2, db3)",
+        ),
+        ([server("db2", 1), server("db3", 1)], "", "Name the lost primary: -e db_failed=<host>"),
+    ],
+)
+def test_a_failover_that_would_make_two_primaries_or_has_nobody_stops(
+    answers: list[dict[str, Any]], failed: str, message: str
+) -> None:
+    with pytest.raises(contract.DbPrimaryError, match=re.escape(message)):
+        contract.cluster_db_failover_plan(DB, DB_HOSTVARS, answers, failed)
+
+
+def test_followers_are_the_running_replicas_of_the_primary() -> None:
+    answers = [
+        server("db1", 0),
+        server("db2", 1, source="10.77.0.21"),
+        server("db3", 1, source="10.77.0.22"),
+    ]
+    assert contract.cluster_db_followers(DB, DB_HOSTVARS, answers, "10.77.0.21") == ["db2"]
+
+
+def test_a_restore_sees_every_answering_server_with_the_database_as_holding_it() -> None:
+    answers = [
+        server("db1", 0),  # the primary
+        server("db2", 0, 0),  # Debian's fresh, empty server
+        server("db3", 1, source="10.77.0.21"),  # a replica: the database is not lost
+    ]
+    assert contract.cluster_db_holders(DB, DB_HOSTVARS, answers) == ["db1", "db3"]
+    lost = [asked("db1", rc=1), server("db2", 1, 0), new_server("db3")]
+    assert contract.cluster_db_holders(DB, DB_HOSTVARS, lost) == []

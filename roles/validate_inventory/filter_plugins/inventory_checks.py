@@ -742,23 +742,31 @@ def check_db_connections(inv: Inventory) -> list[str]:
     ]
 
 
-def check_floating_address(inv: Inventory) -> list[str]:
-    """The balancers' floating address: an IPv4 address nobody owns, and a valid VRRP router id."""
-    name, router_id_name = "cluster_lb_floating_address", "cluster_lb_vrrp_router_id"
+# The floating addresses: the group whose hosts share each, and its VRRP router id's name.
+FLOATING_ADDRESSES = {
+    "cluster_lb_floating_address": ("lb", "cluster_lb_vrrp_router_id"),
+    "cluster_db_floating_address": ("db", "cluster_db_vrrp_router_id"),
+}
+
+
+def floating_address_problems(inv: Inventory, name: str) -> tuple[list[str], str, Any]:
+    """One floating address: an IPv4 address nobody owns, and a valid VRRP router id. Returns the
+    problems, the address ('' for none) and the router id."""
+    group, router_id_name = FLOATING_ADDRESSES[name]
     try:
         value = str(inv.cluster_setting(name) or "").strip()
         router_id = inv.cluster_setting(router_id_name)
     except Unreadable as exc:
-        return [unreadable_setting(inv, name, exc)]
+        return [unreadable_setting(inv, name, exc)], "", None
     if not value:
-        return []
+        return [], "", router_id
     problems = []
     reason = address_problem(value)
     if reason is None and ":" in value:
         reason = "an IPv6 address: VRRP here carries one IPv4 address"
     if reason:
         problems.append(
-            f"{name} is '{value}', {reason}. Set it to a free IPv4 address on the balancers' "
+            f"{name} is '{value}', {reason}. Set it to a free IPv4 address on the {group} hosts' "
             f"network in {inv.where(name)}."
         )
     else:
@@ -774,6 +782,48 @@ def check_floating_address(inv: Inventory) -> list[str]:
         problems.append(
             f"{router_id_name} is {show(router_id)}: a VRRP router id is a whole number from 1 "
             f"to 255. Fix it in {inv.where(router_id_name)}."
+        )
+    return problems, value, router_id
+
+
+def check_floating_address(inv: Inventory) -> list[str]:
+    """The balancers' and the database's floating addresses: each valid and free, not the same
+    address or router id; two or more db hosts need one (the WAS write through it)."""
+    problems: list[str] = []
+    found = {}
+    for name in FLOATING_ADDRESSES:
+        own_problems, value, router_id = floating_address_problems(inv, name)
+        problems += own_problems
+        if value and not own_problems:
+            found[name] = (value, router_id)
+    lb, db = (found.get(name) for name in FLOATING_ADDRESSES)
+    if lb and db and lb[0] == db[0]:
+        problems.append(
+            f"cluster_lb_floating_address and cluster_db_floating_address are both {lb[0]}: the "
+            f"balancers and the database need addresses of their own. Change one in "
+            f"{inv.where('cluster_db_floating_address')}."
+        )
+    if lb and db and lb[1] == db[1]:
+        problems.append(
+            f"cluster_lb_vrrp_router_id and cluster_db_vrrp_router_id are both {lb[1]}: each VRRP "
+            f"group on a network needs its own id. Change one in "
+            f"{inv.where('cluster_db_vrrp_router_id')}."
+        )
+    db_hosts = inv.members("db")
+    if len(db_hosts) > 1 and "cluster_db_floating_address" not in found and not problems:
+        problems.append(
+            f"Group 'db' has {len(db_hosts)} hosts ({', '.join(db_hosts)}) but "
+            "cluster_db_floating_address is not set: the application servers write through that "
+            "address, which follows the primary on a failover. Set it to a free IPv4 address on "
+            f"the db hosts' network in {inv.where('cluster_db_floating_address')}."
+        )
+    both = sorted(set(inv.members("lb")) & set(db_hosts))
+    if lb and db and both:
+        verb = "is" if len(both) == 1 else "are"
+        problems.append(
+            f"{listing(both)} {verb} in both groups 'lb' and 'db': with two floating addresses "
+            f"each group needs hosts of its own. Move the host out of one group in "
+            f"{inv.hosts_file()}."
         )
     return problems
 
