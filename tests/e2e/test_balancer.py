@@ -1,4 +1,4 @@
-"""Through the balancer: spread, stickiness, failover without logout, shared media."""
+"""Through the balancer: spread, stickiness, failover without logout, shared media, static files."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ from e2e_support import (
     wait_for,
 )
 from PIL import Image
+
+# A static file linked by its hashed name (core/app.3f2a0b1c9d8e.css): the plain name, the suffix.
+HASHED_STATIC = re.compile(r'(?:href|src)="(/static/[^"]+)\.[0-9a-f]{12}(\.[A-Za-z0-9]+)"')
 
 
 def test_pages_render_and_spread_over_every_was(cluster: Cluster) -> None:
@@ -87,3 +90,22 @@ def test_an_upload_through_one_was_is_served_by_another(cluster: Cluster) -> Non
     assert via_first.status_code == via_second.status_code == 200
     assert via_second.content == via_first.content
     assert Image.open(BytesIO(via_second.content)).size == (64, 48)
+
+
+def test_static_files_come_from_the_store_and_hashed_ones_are_kept_a_year(
+    cluster: Cluster,
+) -> None:
+    """Pages link static files by hashed name; the balancer serves them from the object store
+    (never from a WAS) with a year's immutable lifetime, and the plain name for minutes only."""
+    page = requests.get(f"{cluster.url}/", timeout=10)
+    found = HASHED_STATIC.search(page.text)
+    assert found, "the page links a static file by its hashed name"
+    hashed = found.group(0).split('"')[1]
+    plain = found.group(1) + found.group(2)
+    answers = {path: requests.get(f"{cluster.url}{path}", timeout=10) for path in (hashed, plain)}
+    for path, answer in answers.items():
+        assert answer.status_code == 200, (path, answer.status_code)
+        assert served_by(answer) == "", f"{path} came from {served_by(answer)}, not the store"
+        assert "set-cookie" not in answer.headers
+    assert answers[hashed].headers.get("Cache-Control") == "public, max-age=31536000, immutable"
+    assert answers[plain].headers.get("Cache-Control") == "public, max-age=300"
