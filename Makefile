@@ -74,7 +74,17 @@ lint: setup
 		$(BIN)/ansible-playbook -i $(INVENTORY) --syntax-check site.yml && \
 		$(BIN)/ansible-lint --profile production site.yml playbooks roles; fi
 
-unit: setup
+# promtool alone, from Debian's prometheus package: installing the package would start a Prometheus
+# daemon on this machine. The alert rules' unit tests need it (tests/unit/test_alert_rules.py).
+$(BIN)/promtool: | $(VENV)/.installed
+	@echo "== extracting promtool from Debian's prometheus package into $(BIN)"
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cd "$$tmp" && \
+	{ apt-get download -qq prometheus 2>/dev/null || \
+		{ apt-get update -qq && apt-get download -qq prometheus; }; } && \
+	dpkg-deb -x prometheus_*.deb root && \
+	install -m 0755 root/usr/bin/promtool $(CURDIR)/$@
+
+unit: setup $(BIN)/promtool
 	$(BIN)/python -m pytest tests/unit -q
 	cd app && ../$(BIN)/python -m pytest -q
 

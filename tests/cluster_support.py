@@ -67,6 +67,7 @@ GROUP_ROLES = {
     "storage": "object_storage",
     "gcs_emulator": "gcs_emulator",
     "build": "wheel_build",
+    "monitoring": "monitoring",
 }
 # Reads a role's local fact of an inventory host: (host name, role name) -> the fact.
 FactReader = Callable[[str, str], dict[str, Any]]

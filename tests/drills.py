@@ -10,6 +10,7 @@ A raw failure is any request whose first attempt did not succeed."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import threading
@@ -534,3 +535,97 @@ def db_switch_under_load(
         "longest_write_gap_seconds": poster.longest_gap(),
         "first_failures": [what for _, what in poster.failures[:5]],
     }
+
+
+# --- Monitoring: a CPU burn on one host, and the mails it brings --------------------------------
+
+BURN_UNIT = "cluster-drill-cpu-burn"
+BUSY_LOOP = "while True: pass"
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    """The monitoring host as the tests and the bench use it: Prometheus's API and the mail sink."""
+
+    inventory: Path
+    host: str
+    fact: dict[str, Any]  # its monitoring fact: URLs, the mail sink's directory
+
+    @classmethod
+    def read(cls, inventory: Path) -> Monitoring | None:
+        hosts = group_hosts(inventory, "monitoring")
+        if not hosts:
+            return None
+        return cls(inventory, hosts[0], host_fact(get_host(inventory, hosts[0]), "monitoring"))
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        url = f"{self.fact['prometheus_url']}/api/v1/query"
+        answer = requests.get(url, params={"query": promql}, timeout=10)
+        answer.raise_for_status()
+        return list(answer.json()["data"]["result"])
+
+    def subjects(self) -> dict[str, str]:
+        """Subject of every message in the sink, by file name (names sort by arrival)."""
+        host = get_host(self.inventory, self.host)
+        script = (
+            "import email,email.policy,pathlib,json,sys\n"
+            "d=pathlib.Path(sys.argv[1])\n"
+            "print(json.dumps({p.name: str(email.message_from_bytes(p.read_bytes(),"
+            " policy=email.policy.default)['Subject']) for p in sorted(d.glob('*.eml'))}))\n"
+        )
+        out = host.check_output("python3 -c %s %s", script, self.fact["mail_sink_dir"])
+        return dict(json.loads(out))
+
+
+def names_host(subject: str, host: str) -> bool:
+    """Alertmanager's subject lists the group's labels as words:
+    `[FIRING:1] HostCpuHigh was1 (…)`."""
+    return host in subject.replace("(", " ").replace(")", " ").split()
+
+
+@dataclass
+class BurnAlert:
+    host: str
+    fired_after: float  # seconds from the burn's start to the firing mail in the sink
+    resolved_after: float  # seconds from the burn's end to the resolved mail
+    mails: dict[str, str]  # every HostCpuHigh mail that arrived meanwhile: file -> subject
+
+
+def cpu_burn_alert(monitoring: Monitoring, host: str, deadline: float = 300) -> BurnAlert:
+    """Burn the CPU of `host` (two busy loops at nice 19, in its own cgroup: they take the idle CPU
+    and leave the other hosts theirs) until a firing HostCpuHigh mail names it, then stop and wait
+    for the resolved one."""
+    before = set(monitoring.subjects())
+    burner = get_host(monitoring.inventory, host)
+
+    def cpu_mails(state: str) -> dict[str, str]:
+        new = {n: s for n, s in monitoring.subjects().items() if n not in before}
+        about = {n: s for n, s in new.items() if "HostCpuHigh" in s}
+        return {n: s for n, s in about.items() if state in s and names_host(s, host)}
+
+    def wait(state: str, since: float) -> float:
+        while not cpu_mails(state):
+            if time.monotonic() - since > deadline:
+                raise AssertionError(
+                    f"no {state} HostCpuHigh mail naming {host} in {deadline:.0f} s"
+                )
+            time.sleep(2)
+        return time.monotonic() - since
+
+    burner.run("systemctl stop %s", BURN_UNIT)
+    started = time.monotonic()
+    burner.check_output(
+        "systemd-run --unit %s --collect --property Nice=19 sh -c %s",
+        BURN_UNIT,
+        f"python3 -c '{BUSY_LOOP}' & python3 -c '{BUSY_LOOP}' & wait",
+    )
+    try:
+        fired_after = wait("FIRING", started)
+    finally:
+        burner.run("systemctl stop %s", BURN_UNIT)
+    stopped = time.monotonic()
+    resolved_after = wait("RESOLVED", stopped)
+    new = {n: s for n, s in monitoring.subjects().items() if n not in before}
+    return BurnAlert(
+        host, fired_after, resolved_after, {n: s for n, s in new.items() if "HostCpuHigh" in s}
+    )

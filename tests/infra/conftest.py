@@ -36,6 +36,7 @@ GROUP_FIXTURES = {
     "build_host": "build",
     "was_host": "was",
     "lb_host": "lb",
+    "monitoring_host": "monitoring",
     "any_host": "all",
 }
 
@@ -103,6 +104,11 @@ def build_host(request: pytest.FixtureRequest) -> testinfra.host.Host:
 
 @pytest.fixture
 def lb_host(request: pytest.FixtureRequest) -> testinfra.host.Host:
+    return _host(request)
+
+
+@pytest.fixture
+def monitoring_host(request: pytest.FixtureRequest) -> testinfra.host.Host:
     return _host(request)
 
 

@@ -22,6 +22,7 @@ from cluster_support import (
     GROUP_ROLES,
     FactReader,
     address,
+    group_hosts,
     host_groups,
     is_loopback,
     listening_sockets,
@@ -44,6 +45,7 @@ class Service:
     group: str
     port_key: str
     clients: tuple[str, ...]
+    admin: bool = False  # the target's admin networks may connect too
 
 
 # The declared matrix (DESIGN.md): lb's HTTP(S) for anyone, gunicorn for the balancers, the object
@@ -51,7 +53,9 @@ class Service:
 # GCS emulator for the application servers and the balancers, MariaDB for the
 # application servers and the other database servers (replicas copy the primary), Redis for them
 # and for its replicas and sentinels, Sentinel for the application servers and the other
-# sentinels. Nothing else crosses hosts; SSH answers the admin networks only.
+# sentinels. With a monitoring group, its host scrapes every exporter, and its Prometheus and
+# Alertmanager answer the admin networks. Nothing else crosses hosts; SSH answers the admin
+# networks only.
 SERVICES = (
     Service("http", "lb", "http_port", (ANYONE,)),
     Service("https", "lb", "https_port", (ANYONE,)),
@@ -61,7 +65,13 @@ SERVICES = (
     Service("mariadb", "db", "port", ("was", "db")),
     Service("redis", "redis", "port", ("was", "redis", "sentinel")),
     Service("sentinel", "sentinel", "port", ("was", "sentinel")),
+    # The operators' page and the alerts: the monitoring host and the admin networks.
+    Service("prometheus", "monitoring", "prometheus_port", ("monitoring",), admin=True),
+    Service("alertmanager", "monitoring", "alertmanager_port", ("monitoring",), admin=True),
 )
+# With a monitoring group every host's exporters (the `exporters` fact: job -> port) answer the
+# monitoring host, and no one else.
+EXPORTER_CLIENTS = ("monitoring",)
 
 
 @dataclass(frozen=True)
@@ -87,6 +97,8 @@ class Node:
                 port = self.facts[GROUP_ROLES[service.group]][service.port_key]
                 if port is not None:
                     ports[int(port)] = service
+        for job, port in self.facts.get("exporters", {}).get("jobs", {}).items():
+            ports[int(port)] = Service(f"metrics-{job}", "all", job, EXPORTER_CLIENTS)
         return ports
 
     def probed_ports(self) -> list[int]:
@@ -99,6 +111,8 @@ def read_node(inventory: Path, name: str, host: testinfra.host.Host, read_fact: 
     """Facts and listening sockets of one inventory host."""
     groups = frozenset(host_groups(inventory, name))
     roles = ["firewall", *(GROUP_ROLES[g] for g in sorted(groups) if g in GROUP_ROLES)]
+    if group_hosts(inventory, "monitoring") and "retired" not in groups:
+        roles.append("exporters")
     own = address(inventory, name)
     sockets = {(a, p) for a, p in listening_sockets(host) if not is_loopback(a)}
     return Node(
@@ -137,12 +151,15 @@ def expected_matrix(nodes: list[Node], outside_address: str) -> set[Probe]:
                 # No firewall: whatever listens on the address answers everyone.
                 allowed |= {(source, target.name, p) for p in target.probed_ports()}
                 continue
+            admin = in_networks(source_address, target.firewall["admin_networks"])
             allowed |= {
                 (source, target.name, port)
                 for port, service in services.items()
-                if ANYONE in service.clients or groups & set(service.clients)
+                if ANYONE in service.clients
+                or groups & set(service.clients)
+                or (service.admin and admin)
             }
-            if in_networks(source_address, target.firewall["admin_networks"]):
+            if admin:
                 allowed.add((source, target.name, ssh))
     return allowed
 

@@ -16,9 +16,15 @@ from testinfra.host import Host
 
 
 def roles_of(inventory: Path, host: Host) -> set[str]:
-    """The roles whose fact the host must carry: its groups' roles, and the firewall."""
+    """The roles whose fact the host must carry: its groups' roles, the firewall, and with a
+    monitoring group the exporters."""
     groups = host_groups(inventory, host.inventory_name)
-    return {"firewall"} | {role for group, role in GROUP_ROLES.items() if group in groups}
+    exporters = (
+        {"exporters"} if group_hosts(inventory, "monitoring") and "retired" not in groups else set()
+    )
+    return (
+        {"firewall"} | exporters | {role for group, role in GROUP_ROLES.items() if group in groups}
+    )
 
 
 def test_the_host_carries_the_fact_of_each_of_its_roles(inventory: Path, any_host: Host) -> None:

@@ -255,7 +255,8 @@ def test_was_port_in_the_inventory_is_refused_naming_the_contract_port(tmp_path:
         (
             "firewall_owners",
             ["mariadb"],
-            "cluster_group_roles, cluster_lb_floating_address and cluster_db_floating_address",
+            "cluster_group_roles, cluster_lb_floating_address, cluster_db_floating_address and "
+            "cluster_monitoring_enabled",
             "",
         ),
     ],
@@ -287,7 +288,12 @@ def test_a_wired_secret_is_refused_without_showing_it(tmp_path: Path) -> None:
         ),
         (
             WIRING["firewall_owners"],
-            ["cluster_group_roles", "cluster_lb_floating_address", "cluster_db_floating_address"],
+            [
+                "cluster_group_roles",
+                "cluster_lb_floating_address",
+                "cluster_db_floating_address",
+                "cluster_monitoring_enabled",
+            ],
         ),
         ("{{ django_secret_key }}", ["django_secret_key"]),
     ],
@@ -920,3 +926,39 @@ def test_a_host_without_address_is_named_even_with_a_floating_address(tmp_path: 
     found = problems(hostvars, tmp_path, groups)
     assert any("These hosts have no ansible_host: db1" in p for p in found), found
     assert any("Group 'db' has 0 host(s) (none)" in p for p in found), found
+
+
+# --- Monitoring -----------------------------------------------------------------------------------
+
+
+def monitored(tmp_path: Path, **settings: Any) -> list[str]:
+    hostvars = good_hostvars()
+    hostvars["mon1"] = {"ansible_host": "10.0.0.51", **hostvars["lb1"], **settings}
+    hostvars["mon1"]["ansible_host"] = "10.0.0.51"
+    groups = {**GROUPS, "monitoring": ["mon1"], "all": [*GROUPS["all"], "mon1"]}
+    return problems(hostvars, tmp_path, groups)
+
+
+GOOD_MAIL = {
+    "cluster_alert_mail_to": "ops@example.com",
+    "cluster_alert_mail_from": "alerts@example.com",
+    "cluster_smtp_smarthost": "smtp.example.com:587",
+}
+
+
+def test_a_monitoring_host_with_its_mail_settings_is_fine(tmp_path: Path) -> None:
+    assert monitored(tmp_path, **GOOD_MAIL) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "words"),
+    [
+        ("cluster_alert_mail_to", "", ["cluster_alert_mail_to is empty", "mon1"]),
+        ("cluster_smtp_smarthost", "smtp.example.com", ["not host:port", "smtp.example.com:587"]),
+        ("cluster_alert_mail_from", "alerts", ["not a mail address"]),
+    ],
+)
+def test_a_monitoring_host_needs_where_to_mail(
+    name: str, value: str, words: list[str], tmp_path: Path
+) -> None:
+    the_problem(monitored(tmp_path, **{**GOOD_MAIL, name: value}), name, *words)

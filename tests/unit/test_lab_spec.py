@@ -39,6 +39,7 @@ def test_default_lab_inventory_has_the_hosts_of_the_design() -> None:
         "redis1": "10.77.0.31",
         "redis2": "10.77.0.32",
         "store1": "10.77.0.41",
+        "mon1": "10.77.0.51",
         "build1": "10.77.0.61",
     }
     assert spec.host("was1").groups == ("was",)

@@ -29,6 +29,8 @@ ROLE_PREFIXES = {
     "tls_ca": "tls_ca_",
     "keepalived": "keepalived_",
     "db_backup": "db_backup_",
+    "exporters": "exporters_",
+    "monitoring": "monitoring_",
     "firewall": "firewall_",
     "ca_certificates": "ca_certificates_",
     "data_clients": "data_clients_",
@@ -38,6 +40,7 @@ ROLE_PREFIXES = {
 # Words that carry a prefix but name no variable, and what they are instead.
 NOT_VARIABLES = {
     "cluster_firewall": "the firewall role's nftables table (firewall.fact: table)",
+    "cluster_access": "the balancer's access log, cluster_access.log (exporters' mtail reads it)",
 }
 # Where a role names variables: its API, its internals, its tasks and templates.
 SCANNED_DIRS = ("defaults", "vars", "tasks", "handlers", "templates")

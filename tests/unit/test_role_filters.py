@@ -65,6 +65,19 @@ def test_sources_split_groups_into_ipv4_and_ipv6() -> None:
     }
 
 
+def test_networks_join_the_groups_addresses() -> None:
+    rule = {
+        "name": "prometheus",
+        "from_groups": ["lb"],
+        "from_networks": ["10.77.0.1", "2001:db8::/48"],
+    }
+    assert firewall.firewall_sources(rule, GROUPS, HOSTVARS) == {
+        "any": False,
+        "v4": ["10.77.0.10", "10.77.0.1/32"],
+        "v6": ["2001:db8::/48"],
+    }
+
+
 def test_any_admits_everyone() -> None:
     rule = {"name": "http", "port": 80, "from_groups": ["any"]}
     assert firewall.firewall_sources(rule, GROUPS, HOSTVARS)["any"] is True
@@ -312,3 +325,25 @@ def test_a_restore_sees_every_answering_server_with_the_database_as_holding_it()
     assert contract.cluster_db_holders(DB, DB_HOSTVARS, answers) == ["db1", "db3"]
     lost = [asked("db1", rc=1), server("db2", 1, 0), new_server("db3")]
     assert contract.cluster_db_holders(DB, DB_HOSTVARS, lost) == []
+
+
+def test_scrape_targets_follow_the_groups_and_name_each_host_and_tier() -> None:
+    groups = {
+        "all": ["lb1", "was1", "was2"],
+        "lb": ["lb1"],
+        "was": ["was1", "was2"],
+        "sentinel": ["lb1"],
+    }
+    jobs = {"node": ["all"], "apache": ["lb"], "gunicorn": ["was"], "redis": ["redis"]}
+    ports = {"node": 9100, "apache": "9117", "gunicorn": 9102, "redis": 9121}
+    targets = contract.cluster_scrape_targets(
+        ["lb1", "was1"], groups, HOSTVARS, jobs, ports, ["lb", "was"]
+    )
+    assert targets == [
+        {"job": "node", "host": "lb1", "tier": "lb", "address": "10.77.0.10", "port": 9100},
+        {"job": "apache", "host": "lb1", "tier": "lb", "address": "10.77.0.10", "port": 9117},
+        {"job": "node", "host": "was1", "tier": "was", "address": "10.77.0.11", "port": 9100},
+        {"job": "gunicorn", "host": "was1", "tier": "was", "address": "10.77.0.11", "port": 9102},
+    ]
+    lone = contract.cluster_scrape_targets(["was1"], groups, HOSTVARS, jobs, ports, ["db"])
+    assert lone[0]["tier"] == "other"

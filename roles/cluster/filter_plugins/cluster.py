@@ -375,6 +375,40 @@ def cluster_db_primary(
     )
 
 
+def cluster_scrape_targets(
+    hosts: Iterable[str],
+    groups: Mapping[str, Iterable[str]],
+    hostvars: Mapping[str, Mapping[str, Any]],
+    jobs: Mapping[str, Iterable[str]],
+    ports: Mapping[str, Any],
+    tiers: Iterable[str],
+) -> list[dict[str, Any]]:
+    """What the monitoring host scrapes: one {job, host, tier, address, port} per exporter.
+
+    A job runs on the hosts of its groups (`all`: every host). A host's tier is the first of
+    `tiers` it belongs to (its main job, a label of every series it exports); `other` if none.
+    """
+    members = {name: set(names) for name, names in groups.items()}
+    tier_order = list(tiers)
+    targets = []
+    for host in hosts:
+        tier = next((t for t in tier_order if host in members.get(t, set())), "other")
+        address = str(hostvars[host]["ansible_host"]).strip()
+        for job, job_groups in jobs.items():
+            wanted = list(job_groups)
+            if "all" in wanted or any(host in members.get(g, set()) for g in wanted):
+                targets.append(
+                    {
+                        "job": job,
+                        "host": host,
+                        "tier": tier,
+                        "address": address,
+                        "port": int(ports[job]),
+                    }
+                )
+    return targets
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
@@ -388,4 +422,5 @@ class FilterModule:
             "cluster_db_failover_plan": cluster_db_failover_plan,
             "cluster_db_followers": cluster_db_followers,
             "cluster_db_holders": cluster_db_holders,
+            "cluster_scrape_targets": cluster_scrape_targets,
         }

@@ -14,7 +14,8 @@ def firewall_sources(
     groups: Mapping[str, Iterable[str]],
     hostvars: Mapping[str, Mapping[str, Any]],
 ) -> dict[str, Any]:
-    """{any, v4, v6} for a rule's from_groups: the ansible_host of each group's hosts, sorted."""
+    """{any, v4, v6} for a rule's from_groups (the ansible_host of each group's hosts) and its
+    from_networks (networks such as the admin networks), sorted: addresses, then networks."""
     names = list(rule.get("from_groups") or [])
     if ANY in names:
         return {"any": True, "v4": [], "v6": []}
@@ -22,10 +23,15 @@ def firewall_sources(
     for group in names:
         for host in groups.get(group, []):
             addresses.add(ipaddress.ip_address(str(hostvars[host]["ansible_host"]).strip()))
+    networks = {
+        ipaddress.ip_network(str(n).strip(), strict=False) for n in rule.get("from_networks") or []
+    }
     return {
         "any": False,
-        "v4": [str(a) for a in sorted(a for a in addresses if a.version == 4)],
-        "v6": [str(a) for a in sorted(a for a in addresses if a.version == 6)],
+        "v4": [str(a) for a in sorted(a for a in addresses if a.version == 4)]
+        + [str(n) for n in sorted(n for n in networks if n.version == 4)],
+        "v6": [str(a) for a in sorted(a for a in addresses if a.version == 6)]
+        + [str(n) for n in sorted(n for n in networks if n.version == 6)],
     }
 
 

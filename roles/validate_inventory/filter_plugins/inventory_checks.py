@@ -1035,6 +1035,40 @@ def check_firewall(inv: Inventory) -> list[str]:
     return problems
 
 
+MAIL_SETTINGS = ("cluster_alert_mail_to", "cluster_alert_mail_from", "cluster_smtp_smarthost")
+
+
+def check_monitoring_mail(inv: Inventory) -> list[str]:
+    """A monitoring host mails its alerts: where to, from whom, and through which relay."""
+    hosts = inv.members("monitoring")
+    if not hosts:
+        return []
+    problems = []
+    for name in MAIL_SETTINGS:
+        try:
+            value = inv.setting(hosts[0], name)
+        except Unreadable:
+            continue
+        text = str(value or "").strip()
+        if not text:
+            problems.append(
+                f"{name} is empty, and the monitoring host {hosts[0]} mails every alert: set it in "
+                f"{inv.where(name)} (e.g. ops@example.com, alertmanager@example.com, "
+                "smtp.example.com:587), or remove the monitoring group."
+            )
+        elif name == "cluster_smtp_smarthost" and not re.fullmatch(r"[^\s:]+:\d{1,5}", text):
+            problems.append(
+                f"cluster_smtp_smarthost is '{text}', which is not host:port: write e.g. "
+                f"smtp.example.com:587 in {inv.where(name)}."
+            )
+        elif name != "cluster_smtp_smarthost" and "@" not in text:
+            problems.append(
+                f"{name} is '{text}', which is not a mail address: write e.g. ops@example.com in "
+                f"{inv.where(name)}."
+            )
+    return problems
+
+
 CHECKS = (
     check_group_sizes,
     check_addresses,
@@ -1049,6 +1083,7 @@ CHECKS = (
     check_sentinels,
     check_ports,
     check_firewall,
+    check_monitoring_mail,
 )
 
 
