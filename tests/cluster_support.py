@@ -199,8 +199,25 @@ def output(runner: ansible_runner.Runner) -> str:
 
 
 def describe(runner: ansible_runner.Runner, tail: int = 6000) -> str:
-    """What a failed assertion shows: status, stats and the end of the output."""
-    return f"status={runner.status} rc={runner.rc} stats={runner.stats}\n{output(runner)[-tail:]}"
+    """What a failed assertion shows: status, stats, tasks changed or failed, the output's end."""
+    return (
+        f"status={runner.status} rc={runner.rc} stats={runner.stats}\n"
+        f"{notable_tasks(runner)}\n{output(runner)[-tail:]}"
+    )
+
+
+def notable_tasks(runner: ansible_runner.Runner) -> str:
+    """One line per task result that changed or failed; the output's tail may not show them."""
+    lines = []
+    for event in runner.events:
+        data = event.get("event_data", {})
+        result = data.get("res", {})
+        where = f"[{data.get('host')}] {data.get('task')}"
+        if event.get("event") == "runner_on_failed":
+            lines.append(f"failed: {where}: {result.get('msg', '')}")
+        elif event.get("event") == "runner_on_ok" and result.get("changed"):
+            lines.append(f"changed: {where}")
+    return "\n".join(lines) or "(no task changed or failed)"
 
 
 def changed_hosts(runner: ansible_runner.Runner) -> dict[str, int]:
