@@ -92,10 +92,11 @@ lab-test: setup
 	$(BIN)/python -m pytest tests/lab -q
 
 # $(call on_lab,INVENTORY,TESTS): bring that lab up, run the tests on it (they converge it once),
-# and tear it down after if this target brought it up.
+# and tear it down after if this target brought it up. The slowest tests are listed: the suite's
+# time is watched (README: Two commands).
 define on_lab
 	@was_up=$$($(LAB) -i $(1) status | grep -c ' running' || true); \
-	$(LAB) -i $(1) up && LAB_INVENTORY=$(1) $(BIN)/python -m pytest $(2) -q; rc=$$?; \
+	$(LAB) -i $(1) up && LAB_INVENTORY=$(1) $(BIN)/python -m pytest $(2) -q --durations=15; rc=$$?; \
 	if [ "$$was_up" = 0 ]; then $(LAB) -i $(1) down; fi; exit $$rc
 endef
 
