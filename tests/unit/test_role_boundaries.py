@@ -31,6 +31,7 @@ ROLE_PREFIXES = {
     "db_backup": "db_backup_",
     "exporters": "exporters_",
     "monitoring": "monitoring_",
+    "autoscaler": "autoscaler_",
     "firewall": "firewall_",
     "ca_certificates": "ca_certificates_",
     "data_clients": "data_clients_",
