@@ -40,8 +40,9 @@ INVENTORY = REPO / "inventory/lab"
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 LOAD_SECONDS = int(os.environ.get("BENCH_LOAD_SECONDS", "10"))
 # BENCH_ONLY=cluster measures the cluster rounds only (about 20 minutes a run, on the lab as it
-# is), BENCH_ONLY=db the database rounds only (about 5 minutes a run); the other figures are kept
-# from docs/benchmarks.json and marked as earlier.
+# is), BENCH_ONLY=db the database rounds only (about 5 minutes a run), BENCH_ONLY=monitoring the
+# CPU alert's delay only (about 4 minutes a run); the other figures are kept from
+# docs/benchmarks.json and marked as earlier.
 ONLY = os.environ.get("BENCH_ONLY", "")
 SHIPPED_CFG = REPO / "ansible.cfg"
 STOCK_CFG = REPO / "bench/stock-ansible.cfg"
@@ -442,6 +443,22 @@ def redis_failover_round(cluster: Cluster) -> None:
     record("redis_failover.visits", found["pages"] + found["writes"])
 
 
+def alert_round(cluster: Cluster) -> None:
+    """Issue 13's alert delay: burn the first WAS's CPU until the firing HostCpuHigh mail that
+    names it reaches the mail sink, stop, and wait for the resolved one."""
+    from drills import Monitoring, cpu_burn_alert
+
+    monitoring = Monitoring.read(INVENTORY)
+    if monitoring is None:
+        say("alerts: no monitoring group, skipped")
+        return
+    victim = cluster.victim
+    say(f"alerts: burn {victim}'s CPU until the HostCpuHigh mail names it")
+    burn = cpu_burn_alert(monitoring, victim)
+    record("alert.seconds_to_firing_mail", burn.fired_after)
+    record("alert.seconds_to_resolved_mail", burn.resolved_after)
+
+
 def db_rounds_apply() -> bool:
     from cluster_support import group_hosts
 
@@ -665,6 +682,9 @@ ROWS = [
     ("posts accepted per second", "db_lag.posts_per_second"),
     ("most transactions a replica had not applied", "db_lag.most_transactions_behind"),
     ("most Seconds_Behind_Master", "db_lag.most_seconds_behind"),
+    ("CPU alert (two busy loops on a WAS; HostCpuHigh fires after 2 minutes above 80%)", None),
+    ("burn start to the firing mail in the sink (s)", "alert.seconds_to_firing_mail"),
+    ("burn stop to the resolved mail (s)", "alert.seconds_to_resolved_mail"),
     ("Rolling deploy (playbooks/deploy.yml, GET load, no resend)", None),
     ("deploy of a new release (s)", "deploy.seconds"),
     ("deploy: failed requests", "deploy.failed"),
@@ -673,6 +693,77 @@ ROWS = [
     ("rollback: failed requests", "rollback.failed"),
     ("rollback: requests during the window", "rollback.requests"),
 ]
+
+
+def median(key: str) -> float | None:
+    """The median of a figure, None when no run measured it."""
+    middle, _, _, count = summary(key)
+    return middle if count else None
+
+
+def ratio_of(a: str, b: str) -> float | None:
+    top, bottom = median(a), median(b)
+    return top / bottom if top is not None and bottom else None
+
+
+@dataclass(frozen=True)
+class Target:
+    """One target of the issues (16: speed; 13: the alert's delay), and how this run's figures
+    meet it."""
+
+    what: str
+    figure: Callable[[], float | None]  # None: not measured by this bench yet
+    limit: float
+    at_most: bool = True  # met when figure <= limit; False: when figure >= limit
+
+    def verdict(self) -> str:
+        value = self.figure()
+        if value is None:
+            return "not measured"
+        met = value <= self.limit if self.at_most else value >= self.limit
+        return "met" if met else "**not met**"
+
+    def row(self) -> str:
+        value = self.figure()
+        shown = "-" if value is None else fmt(value)
+        bound = f"{'≤' if self.at_most else '≥'} {fmt(self.limit)}"
+        return f"| {self.what} | {bound} | {shown} | {self.verdict()} |"
+
+
+TARGETS = [
+    Target("no-op `site.yml`, changed=0 (s)", lambda: median("shipped.site_noop"), 30),
+    Target("no-op `site.yml` / ping", lambda: ratio_of("shipped.site_noop", "shipped.ping"), 8),
+    Target("fresh `site.yml`, base image cached (s)", lambda: median("shipped.site_fresh"), 240),
+    Target(
+        "fresh `site.yml` / install critical path",
+        lambda: median("shipped.converge_over_install"),
+        1.2,
+    ),
+    Target("add one WAS (s)", lambda: median("shipped.add_was"), 90),
+    Target("fresh converge, seconds per extra WAS (2, 4, 8 WAS)", lambda: None, 10),
+    Target(
+        "balancer (1 WAS) / direct, requests/s",
+        lambda: ratio_of("cluster.balancer_1was.rps", "cluster.direct_1was.rps"),
+        0.9,
+        at_most=False,
+    ),
+    Target(
+        "balancer (1 WAS) / direct, p99",
+        lambda: ratio_of("cluster.balancer_1was.p99_ms", "cluster.direct_1was.p99_ms"),
+        2,
+    ),
+    Target(
+        "killed WAS: seconds until its member is out", lambda: median("failover.seconds_to_out"), 5
+    ),
+    Target("killed WAS: failed GETs with one retry", lambda: None, 0),
+    Target("CPU burn to the firing mail (s)", lambda: median("alert.seconds_to_firing_mail"), 300),
+]
+
+
+def target_lines() -> list[str]:
+    """The targets table of docs/benchmarks.md: each target, its bound, this run's figure."""
+    lines = ["| target | bound | figure (median) | |", "| --- | --- | --- | --- |"]
+    return lines + [target.row() for target in TARGETS]
 
 
 def fmt(value: float) -> str:
@@ -725,6 +816,7 @@ def write_report(started: float) -> None:
         "stock / shipped settings, no-op re-run": ratio("stock.site_noop", "shipped.site_noop"),
         "stock / shipped settings, add one WAS": ratio("stock.add_was", "shipped.add_was"),
     }
+    lines += ["", "## Targets", "", *target_lines()]
     lines += ["", "| ratio (medians, same run) | value |", "| --- | --- |"]
     lines += [f"| {name} | {value:.2f} |" for name, value in ratios.items()]
     lines += [
@@ -753,6 +845,10 @@ def write_report(started: float) -> None:
                 if earlier
                 else None,
                 "ratios": ratios,
+                "targets": {
+                    t.what: {"limit": t.limit, "figure": t.figure(), "verdict": t.verdict()}
+                    for t in TARGETS
+                },
             },
             indent=2,
         )
@@ -766,8 +862,10 @@ def main() -> None:
     rewritten after every round, so an interrupted run still leaves what it measured."""
     started = time.monotonic()
     os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ['PATH']}"
-    if ONLY not in ("", "cluster", "db"):
-        raise SystemExit(f"bench: BENCH_ONLY={ONLY!r}: use cluster or db, or leave it unset")
+    if ONLY not in ("", "cluster", "db", "monitoring"):
+        raise SystemExit(
+            f"bench: BENCH_ONLY={ONLY!r}: use cluster, db or monitoring, or leave it unset"
+        )
     if ONLY:
         earlier.update(json.loads((REPO / "docs/benchmarks.json").read_text()))
     say("cluster: lab up and site.yml")
@@ -779,16 +877,19 @@ def main() -> None:
     ensure_wrk_on(cluster.lb_name)
     for i in range(RUNS):
         say(f"cluster run {i + 1}/{RUNS}")
-        if ONLY != "db":
+        if ONLY in ("", "cluster"):
             cluster_round(cluster)
             failover_round(cluster)
             rolling_reload_round(cluster)
             lb_failover_round(cluster)
             redis_failover_round(cluster)
             deploy_round(cluster)
-        db_lag_round(cluster)
-        db_failover_round(cluster)
-        db_switchover_round(cluster)
+        if ONLY in ("", "db"):
+            db_lag_round(cluster)
+            db_failover_round(cluster)
+            db_switchover_round(cluster)
+        if ONLY in ("", "monitoring"):
+            alert_round(cluster)
         write_report(started)
     for i in range(0 if ONLY else RUNS):
         for cfg, label in ((SHIPPED_CFG, "shipped"), (STOCK_CFG, "stock")):
