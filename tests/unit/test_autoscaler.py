@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,11 @@ def test_a_firing_alert_with_an_action_asks_for_that_step() -> None:
     assert autoscaler.requested_actions(body) == ["scale_out"]
 
 
+def test_an_unknown_action_is_skipped_and_the_known_one_in_the_same_call_kept() -> None:
+    body = call(alert("reboot_everything"), alert("scale_in"))
+    assert autoscaler.requested_actions(body) == ["scale_in"]
+
+
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
@@ -93,7 +99,8 @@ def test_a_firing_alert_with_an_action_asks_for_that_step() -> None:
         (call(alert("scale_out"), version="3"), "version 4"),
         (b'{"version": "4"}', "no list of alerts"),
         (call({"labels": {"action": "scale_out"}}), "without labels or status"),
-        (call(alert("reboot_everything")), "unknown action 'reboot_everything'"),
+        (b"[" * 100_000 + b"]" * 100_000, "not JSON that can be read"),
+        (b'{"version": "4", "n": ' + b"9" * 5000 + b"}", "not JSON that can be read"),
     ],
 )
 def test_a_malformed_call_is_refused_with_its_reason(body: bytes, reason: str) -> None:
@@ -203,11 +210,47 @@ def test_the_inventorys_own_was_are_never_taken_out(tmp_path: Path) -> None:
 
 def test_a_failed_step_keeps_the_state_and_mails_the_failure(tmp_path: Path) -> None:
     rig = Rig(tmp_path, exit_code=3)
-    assert rig.scaler.handle("scale_out") == "scale_out of was3 FAILED"
-    assert rig.serving() == []
-    assert rig.mails[0][0] == "[autoscaler] scale_out of was3 FAILED"
+    rig.config.state_file.write_text(json.dumps({"serving": ["was3"], "last_step_at": 0}))
+    assert rig.scaler.handle("scale_out") == "scale_out of was4 FAILED"
+    assert rig.serving() == ["was3"]
+    assert rig.mails[0][0] == "[autoscaler] scale_out of was4 FAILED"
     # It counts as a step for the cool-down: a broken host is not retried in a loop.
     assert rig.scaler.handle("scale_out").startswith("no step: cooling down")
+
+
+def test_a_step_that_raises_is_a_failed_step_mailed_and_cooled_down(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+
+    def broken(step: Any) -> tuple[bool, str]:
+        raise RuntimeError("ansible-runner broke")
+
+    rig.scaler.runner = broken
+    assert rig.scaler.handle("scale_out") == "scale_out of was3 FAILED"
+    assert "ansible-runner broke" in rig.mails[0][1]
+    assert rig.scaler.handle("scale_out").startswith("no step: cooling down")
+
+
+def test_a_state_that_cannot_be_saved_is_said_in_the_mail(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    rig = Rig(tmp_path, state_file=str(state_dir / "state.json"))
+
+    def step_then_lose_the_state_directory(step: Any) -> tuple[bool, str]:
+        state_dir.rmdir()
+        return True, "done"
+
+    rig.scaler.runner = step_then_lose_the_state_directory
+    outcome = rig.scaler.handle("scale_out")
+    assert outcome.startswith("was3 joined the WAS tier, and the state was NOT saved")
+    assert "NOT saved" in rig.mails[0][0]
+
+
+def test_a_step_over_its_time_is_killed_with_what_it_started(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, sleep=30.0, command_timeout=0.5)
+    started = time.monotonic()
+    assert rig.scaler.handle("scale_out") == "scale_out of was3 FAILED"
+    assert time.monotonic() - started < 10
+    assert "timed out after" in rig.mails[0][1]
 
 
 def test_hosts_that_left_the_pool_are_forgotten(tmp_path: Path) -> None:

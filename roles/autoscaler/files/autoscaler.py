@@ -33,12 +33,14 @@ import functools
 import json
 import logging
 import os
+import signal
 import smtplib
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -150,8 +152,8 @@ def requested_actions(body: bytes) -> list[str]:
     `action` label, in order. Raises BadCall when the body is not such a call."""
     try:
         payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadCall(f"the body is not JSON ({exc})") from exc
+    except (ValueError, RecursionError) as exc:  # JSON, UTF-8, number size, nesting depth
+        raise BadCall(f"the body is not JSON that can be read ({exc})") from exc
     if not isinstance(payload, dict) or payload.get("version") != "4":
         raise BadCall("not an Alertmanager webhook call (version 4 expected)")
     alerts = payload.get("alerts")
@@ -166,7 +168,10 @@ def requested_actions(body: bytes) -> list[str]:
         if action is None or alert["status"] != "firing":
             continue
         if action not in ACTIONS:
-            raise BadCall(f"unknown action {action!r} (known: {', '.join(ACTIONS)})")
+            # Skipped, not refused: Alertmanager does not resend a refused call, and the same call
+            # may carry a step this service does know.
+            log.warning("ignored an alert with an unknown action %r (known: %s)", action, ACTIONS)
+            continue
         actions.append(action)
     return actions
 
@@ -223,13 +228,24 @@ def run_command(config: Config) -> Runner:
     def run(step: Step) -> tuple[bool, str]:
         argv = [*config.command, ",".join(step.serving)]
         try:
-            done = subprocess.run(
-                argv, capture_output=True, text=True, timeout=config.command_timeout, check=False
+            # Its own session: on a timeout the whole process group goes, playbook included.
+            process = subprocess.Popen(
+                argv,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+                start_new_session=True,
             )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return False, str(exc)
-        tail = (done.stdout + done.stderr)[-4000:]
-        return done.returncode == 0, tail
+        except OSError as exc:
+            return False, f"could not start {argv[0]}: {exc}"
+        try:
+            output, _ = process.communicate(timeout=config.command_timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            output, _ = process.communicate()
+            return False, f"timed out after {config.command_timeout:.0f} s\n{output[-4000:]}"
+        return process.returncode == 0, output[-4000:]
 
     return run
 
@@ -251,7 +267,7 @@ def send_mail(config: Config) -> Mailer:
                 settings.get("host", "127.0.0.1"), int(settings.get("port", 25)), timeout=30
             ) as smtp:
                 smtp.send_message(message)
-        except (OSError, smtplib.SMTPException) as exc:
+        except (OSError, ValueError, smtplib.SMTPException) as exc:
             log.error("could not mail %r: %s", subject, exc)
 
     return mail
@@ -278,15 +294,21 @@ class Scaler:
             if isinstance(step, str):
                 return self._skip(action, step)
             log.info("%s: %s starts (serving after: %s)", action, step.host, step.serving)
-            ok, output = self.runner(step)
+            try:
+                ok, output = self.runner(step)
+            except Exception:  # a step that breaks is a failed step: mailed, and cooled down
+                ok, output = False, traceback.format_exc()
             if ok:
                 state.serving = step.serving
             state.last_step_at = self.clock()
-            state.write(self.config.state_file)
             verb = {"scale_out": "joined", "scale_in": "left"}[action]
             outcome = (
                 f"{step.host} {verb} the WAS tier" if ok else f"{action} of {step.host} FAILED"
             )
+            try:
+                state.write(self.config.state_file)
+            except OSError as exc:
+                outcome += f", and the state was NOT saved ({exc}): fix it before the next step"
             log.info("%s: %s", action, outcome)
             total = self.config.fixed_was + len(state.serving)
             self.mailer(
@@ -331,8 +353,11 @@ def answer(
 def serve(scaler: Scaler) -> None:
     class Handler(BaseHTTPRequestHandler):
         def _reply(self, method: str) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY_BYTES:
+            length_text = self.headers.get("Content-Length") or "0"
+            length = int(length_text) if length_text.isdigit() else -1
+            if length < 0:
+                status, data = 400, {"error": f"a Content-Length of {length_text!r}"}
+            elif length > MAX_BODY_BYTES:
                 status, data = 413, {"error": f"a body over {MAX_BODY_BYTES} bytes"}
             else:
                 body = self.rfile.read(length) if length else b""
