@@ -264,7 +264,7 @@ cluster_host_cpu_seconds_total 123.456789
 # HELP cluster_host_cpu_source Where cluster_host_cpu_seconds_total comes from: cgroup, or procstat (the whole machine).
 # TYPE cluster_host_cpu_source gauge
 cluster_host_cpu_source{source="cgroup"} 1
-# HELP cluster_host_cpus CPUs this host may use: its cgroup's CPU quota, else its CPU affinity.
+# HELP cluster_host_cpus CPUs this host may use: as declared (--cpus), else its cgroup's quota, else its affinity.
 # TYPE cluster_host_cpus gauge
 cluster_host_cpus 1.5
 # HELP cluster_lb_manager_up Whether the balancer-manager page could be read.
@@ -327,3 +327,22 @@ def test_once_writes_the_file_and_an_unreadable_page_is_a_metric(tmp_path: Path)
     text = (tmp_path / "cluster.prom").read_text()
     assert "cluster_lb_manager_up 0\n" in text and "cluster_host_cpus " in text
     assert "cannot read the balancer manager http://127.0.0.1:9/" in done.stderr
+
+
+def test_a_declared_cpu_count_is_the_capacity_and_a_wrong_one_refused(tmp_path: Path) -> None:
+    script = [sys.executable, str(REPO / "roles/exporters/files/host_metrics.py")]
+    done = subprocess.run(
+        [*script, "--dir", str(tmp_path), "--once", "--cpus", "1"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "cluster_host_cpus 1.0\n" in (tmp_path / "cluster.prom").read_text()
+    refused = subprocess.run(
+        [*script, "--dir", str(tmp_path), "--once", "--cpus", "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert refused.returncode == 2 and "--cpus must be a positive number" in refused.stderr

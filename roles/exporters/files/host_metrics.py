@@ -2,7 +2,7 @@
 """host-metrics: this host's own CPU use (and a balancer's member states) for node_exporter.
 
   host_metrics.py --dir /var/lib/prometheus/node-exporter --interval 5 \\
-      [--balancer-manager http://127.0.0.1/balancer-manager]
+      [--balancer-manager http://127.0.0.1/balancer-manager] [--cpus N]
 
 Every --interval seconds it writes DIR/cluster.prom (Prometheus text format, read by
 node_exporter's textfile collector), whole or not at all (temporary file, then rename):
@@ -12,7 +12,9 @@ node_exporter's textfile collector), whole or not at all (temporary file, then r
                                    node_cpu_seconds_total) counts the whole machine, the cgroup
                                    only the host. /proc/stat only where there is no cgroup v2.
   cluster_host_cpu_source{source}  where that comes from: cgroup or procstat
-  cluster_host_cpus                CPUs the host may use: its cgroup's quota, else its affinity
+  cluster_host_cpus                CPUs the host may use: --cpus when given (the lab sizes its
+                                   hosts so, having no CPU quota to read), else its cgroup's
+                                   quota, else its affinity
   cluster_lb_manager_up            (--balancer-manager) whether the page could be read
   cluster_lb_member_up{member}     (--balancer-manager) 1 when the balancer sends requests to
                                    the member (a route, e.g. was1, else the member URL's host)
@@ -233,7 +235,7 @@ def render(
     text += family(
         "cluster_host_cpus",
         "gauge",
-        "CPUs this host may use: its cgroup's CPU quota, else its CPU affinity.",
+        "CPUs this host may use: as declared (--cpus), else its cgroup's quota, else its affinity.",
         [("", cpus)],
     )
     if manager_checked:
@@ -272,7 +274,7 @@ def write_atomically(directory: Path, text: str, name: str = FILE_NAME) -> Path:
 # --- The loop -----------------------------------------------------------------------------------
 
 
-def collect(manager_url: str | None) -> tuple[str, str | None]:
+def collect(manager_url: str | None, cpus: float | None = None) -> tuple[str, str | None]:
     """The textfile now, and why the balancer-manager page could not be read (None: it could,
     or there is none to read)."""
     cpu, source = cpu_seconds()
@@ -283,7 +285,8 @@ def collect(manager_url: str | None) -> tuple[str, str | None]:
             balancer = read_balancer_manager(manager_url)
         except (OSError, ValueError) as exc:
             problem = f"cannot read the balancer manager {manager_url}: {exc}"
-    text = render(cpu, source, usable_cpus(), balancer, manager_checked=bool(manager_url))
+    capacity = cpus if cpus else usable_cpus()
+    text = render(cpu, source, capacity, balancer, manager_checked=bool(manager_url))
     return text, problem
 
 
@@ -293,7 +296,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between writes")
     parser.add_argument("--balancer-manager", metavar="URL", help="a balancer's manager page")
     parser.add_argument("--once", action="store_true", help="write once and exit")
+    parser.add_argument(
+        "--cpus", type=float, help="the host's CPUs, when no cgroup quota says (default: measured)"
+    )
     args = parser.parse_args(argv)
+    if args.cpus is not None and args.cpus <= 0:
+        parser.error(f"--cpus must be a positive number of CPUs, not {args.cpus:g}")
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     if not args.dir.is_dir():
         print(
@@ -313,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     reported: str | None = None
     while not stop.is_set():
         try:
-            text, problem = collect(args.balancer_manager)
+            text, problem = collect(args.balancer_manager, args.cpus)
             write_atomically(args.dir, text)
         except (OSError, ValueError) as exc:
             problem = f"cannot write {args.dir / FILE_NAME}: {exc}"
