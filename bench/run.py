@@ -619,7 +619,8 @@ def summary(key: str) -> tuple[float, float, float, int]:
 
 
 def ratio(a: str, b: str) -> float:
-    return summary(a)[0] / summary(b)[0] if summary(b)[0] else 0.0
+    """The ratios table's figure: 0.0 where a median is missing (the targets say "not measured")."""
+    return ratio_of(a, b) or 0.0
 
 
 ROWS = [
