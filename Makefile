@@ -18,10 +18,11 @@ APT_PACKAGES := debootstrap systemd-container tinyproxy socat iproute2 openssh-c
 REQUIREMENTS := requirements.txt app/requirements.txt app/requirements-test.txt
 CLUSTER_TESTS := $(wildcard tests/converge tests/infra tests/e2e)
 YAML_PATHS := $(wildcard site.yml playbooks roles inventory)
-# Python beyond Ansible YAML: the lab, tests, app, bench, tools, and the roles' filter plugins.
+# Python beyond Ansible YAML: the lab, tests, app, bench, tools, the strategy stub (plugins/), and
+# the roles' filter plugins.
 FILTER_PLUGINS := $(wildcard roles/*/filter_plugins/*.py)
 ROLE_SCRIPTS := $(wildcard roles/*/files/*.py)
-PY_PATHS := lab tests app bench tools $(FILTER_PLUGINS) $(ROLE_SCRIPTS)
+PY_PATHS := lab tests app bench tools plugins $(FILTER_PLUGINS) $(ROLE_SCRIPTS)
 
 .PHONY: help setup apt venv lab test lint unit lab-test cluster-test gcs-test down status bench
 
@@ -68,7 +69,7 @@ status: venv
 lint: setup
 	$(BIN)/ruff check $(PY_PATHS)
 	$(BIN)/ruff format --check $(PY_PATHS)
-	$(BIN)/mypy lab tools $(FILTER_PLUGINS) $(ROLE_SCRIPTS)
+	$(BIN)/mypy lab tools plugins $(FILTER_PLUGINS) $(ROLE_SCRIPTS)
 	@if [ -n "$(YAML_PATHS)" ]; then $(BIN)/yamllint -s $(YAML_PATHS); fi
 	@if [ -f site.yml ]; then \
 		$(BIN)/ansible-playbook -i $(INVENTORY) --syntax-check site.yml && \

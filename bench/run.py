@@ -41,7 +41,8 @@ RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 LOAD_SECONDS = int(os.environ.get("BENCH_LOAD_SECONDS", "10"))
 # BENCH_ONLY=cluster measures the cluster rounds only (about 20 minutes a run, on the lab as it
 # is), BENCH_ONLY=db the database rounds only (about 5 minutes a run), BENCH_ONLY=monitoring the
-# CPU alert's delay only (about 4 minutes a run); the other figures are kept from
+# CPU alert's delay only (about 4 minutes a run), BENCH_ONLY=noop the no-op re-run with Mitogen
+# and with Ansible's linear strategy (about 6 minutes a run); the other figures are kept from
 # docs/benchmarks.json and marked as earlier.
 ONLY = os.environ.get("BENCH_ONLY", "")
 SHIPPED_CFG = REPO / "ansible.cfg"
@@ -91,9 +92,14 @@ class Converged:
 
 
 def playbook(
-    path: str, inventory: Path, cfg: Path, extravars: dict[str, Any] | None = None
+    path: str,
+    inventory: Path,
+    cfg: Path,
+    extravars: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
 ) -> Converged:
-    """Run a playbook of this repository; stop the bench if it fails."""
+    """Run a playbook of this repository (env: Ansible settings over cfg's); stop the bench if
+    it fails."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-runner-"))
     started = time.monotonic()
     runner = ansible_runner.run(
@@ -101,7 +107,7 @@ def playbook(
         project_dir=str(REPO),
         playbook=str(REPO / path),
         inventory=str(inventory),
-        envvars={"ANSIBLE_CONFIG": str(cfg)},
+        envvars={"ANSIBLE_CONFIG": str(cfg), **(env or {})},
         extravars=extravars or {},
         quiet=True,
     )
@@ -113,8 +119,34 @@ def playbook(
     return done
 
 
-def converge(inventory: Path, cfg: Path, extravars: dict[str, Any] | None = None) -> Converged:
-    return playbook("site.yml", inventory, cfg, extravars)
+def converge(
+    inventory: Path,
+    cfg: Path,
+    extravars: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+) -> Converged:
+    return playbook("site.yml", inventory, cfg, extravars, env)
+
+
+def noop_seconds(cfg: Path, env: dict[str, str] | None = None) -> float:
+    """A re-run of site.yml on the converged lab; the bench stops if it changed anything."""
+    noop = converge(INVENTORY, cfg, env=env)
+    changed = {h: n for h, n in noop.stats.get("changed", {}).items() if n}
+    if changed:
+        raise SystemExit(f"bench: the no-op re-run changed {changed}")
+    return noop.seconds
+
+
+def noop_round() -> None:
+    """The no-op re-run with the shipped settings, then with them but Ansible's own linear
+    strategy (no Mitogen) on the same lab, and a ping: what Mitogen is worth, side by side."""
+    record("shipped.site_noop", noop_seconds(SHIPPED_CFG))
+    record("linear.site_noop", noop_seconds(SHIPPED_CFG, {"ANSIBLE_STRATEGY": "linear"}))
+    record("shipped.ping", ping_seconds(SHIPPED_CFG))
+
+
+def ping_seconds(cfg: Path) -> float:
+    return timed([str(BIN / "ansible"), "all", "-m", "ping"], {"ANSIBLE_CONFIG": str(cfg)})
 
 
 def install_seconds(converged: Converged) -> dict[str, float]:
@@ -173,15 +205,11 @@ def installer_round(cfg: Path, label: str) -> None:
     record(f"{label}.install_critical_path", critical)
     record(f"{label}.converge_over_install", seconds / critical if critical else 0)
 
-    noop = converge(INVENTORY, cfg)
-    changed = {h: n for h, n in noop.stats.get("changed", {}).items() if n}
-    if changed:
-        raise SystemExit(f"bench: the no-op re-run changed {changed}")
-    record(f"{label}.site_noop", noop.seconds)
-    record(
-        f"{label}.ping",
-        timed([str(BIN / "ansible"), "all", "-m", "ping"], {"ANSIBLE_CONFIG": str(cfg)}),
-    )
+    if cfg == SHIPPED_CFG:
+        noop_round()
+    else:
+        record(f"{label}.site_noop", noop_seconds(cfg))
+        record(f"{label}.ping", ping_seconds(cfg))
 
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         grown = scaled_inventory(Path(tmp) / "inventory")
@@ -635,6 +663,7 @@ ROWS = [
     ("  apt+pip on the first was host (s)", "shipped.install.was"),
     ("  apt+pip on the first lb host (s)", "shipped.install.lb"),
     ("no-op `site.yml`, changed=0 asserted (s)", "shipped.site_noop"),
+    ("shipped settings but Ansible's linear strategy (no Mitogen): no-op (s)", "linear.site_noop"),
     ("`ansible all -m ping` (s)", "shipped.ping"),
     ("add one WAS: `lab up` + `site.yml` (s)", "shipped.add_was"),
     ("stock settings: fresh `site.yml` (s)", "stock.site_fresh"),
@@ -816,6 +845,7 @@ def write_report(started: float) -> None:
         "no-op site.yml / ping": ratio("shipped.site_noop", "shipped.ping"),
         "stock / shipped settings, fresh converge": ratio("stock.site_fresh", "shipped.site_fresh"),
         "stock / shipped settings, no-op re-run": ratio("stock.site_noop", "shipped.site_noop"),
+        "linear / Mitogen strategy, no-op re-run": ratio("linear.site_noop", "shipped.site_noop"),
         "stock / shipped settings, add one WAS": ratio("stock.add_was", "shipped.add_was"),
     }
     lines += ["", "## Targets", "", *target_lines()]
@@ -823,9 +853,10 @@ def write_report(started: float) -> None:
     lines += [f"| {name} | {value:.2f} |" for name, value in ratios.items()]
     lines += [
         "",
-        "Shipped settings: `ansible.cfg` (pipelining, forks 20, jsonfile fact cache, "
-        "smart gathering). Stock: `bench/stock-ansible.cfg` (Ansible's defaults). "
-        "Mitogen is not used: its releases do not support ansible-core 2.19.",
+        "Shipped settings: `ansible.cfg` (Mitogen's linear strategy, pipelining, forks 20, "
+        "jsonfile fact cache, smart gathering). Stock: `bench/stock-ansible.cfg` (Ansible's "
+        "defaults, its own linear strategy). The linear row keeps the shipped settings but "
+        "Ansible's own strategy (ANSIBLE_STRATEGY=linear).",
     ]
     docs = REPO / "docs"
     docs.mkdir(exist_ok=True)
@@ -864,9 +895,9 @@ def main() -> None:
     rewritten after every round, so an interrupted run still leaves what it measured."""
     started = time.monotonic()
     os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ['PATH']}"
-    if ONLY not in ("", "cluster", "db", "monitoring"):
+    if ONLY not in ("", "cluster", "db", "monitoring", "noop"):
         raise SystemExit(
-            f"bench: BENCH_ONLY={ONLY!r}: use cluster, db or monitoring, or leave it unset"
+            f"bench: BENCH_ONLY={ONLY!r}: use cluster, db, monitoring or noop, or leave it unset"
         )
     if ONLY:
         earlier.update(json.loads((REPO / "docs/benchmarks.json").read_text()))
@@ -892,6 +923,8 @@ def main() -> None:
             db_switchover_round(cluster)
         if ONLY in ("", "monitoring"):
             alert_round(cluster)
+        if ONLY == "noop":  # a full run measures it in its installer rounds
+            noop_round()
         write_report(started)
     for i in range(0 if ONLY else RUNS):
         for cfg, label in ((SHIPPED_CFG, "shipped"), (STOCK_CFG, "stock")):
