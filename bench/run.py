@@ -331,24 +331,36 @@ def ensure_wrk_on(host: str) -> None:
 
 
 @contextmanager
-def steady_load(url: str, concurrency: int = 8) -> Iterator[dict[str, Any]]:
-    """Requests in a loop from `concurrency` clients until the block ends; outcomes counted."""
+def steady_load(
+    url: str, concurrency: int = 8, retry_once: bool = False
+) -> Iterator[dict[str, Any]]:
+    """Requests in a loop from `concurrency` clients until the block ends; outcomes counted.
+
+    retry_once: a GET that fails is sent once more, as a browser or an HTTP library that retries
+    idempotent requests would; "failed" counts what failed twice, "raw_failures" first attempts.
+    """
     stop = threading.Event()
-    outcome: dict[str, Any] = {"ok": 0, "failed": 0, "errors": Counter(), "victim_last": 0.0}
+    outcome: dict[str, Any] = {"ok": 0, "failed": 0, "raw_failures": 0, "errors": Counter()}
+
+    def attempt(session: requests.Session) -> str | None:
+        """None when the GET answered 200, else what went wrong."""
+        try:
+            response = session.get(url, timeout=15)
+        except requests.RequestException as exc:
+            return type(exc).__name__
+        return None if response.status_code == 200 else f"http {response.status_code}"
 
     def client() -> None:
         session = requests.Session()
         while not stop.is_set():
-            try:
-                response = session.get(url, timeout=15)
-                ok = response.status_code == 200
-                key = None if ok else f"http {response.status_code}"
-            except requests.RequestException as exc:
-                ok, key = False, type(exc).__name__
+            first = attempt(session)
+            final = attempt(session) if first and retry_once else first
             session.cookies.clear()
-            outcome["ok" if ok else "failed"] += 1
-            if key:
-                outcome["errors"][key] += 1
+            outcome["raw_failures"] += first is not None
+            outcome["ok" if final is None else "failed"] += 1
+            for error in (first, final if final is not first else None):
+                if error:
+                    outcome["errors"][error] += 1
 
     with ThreadPoolExecutor(concurrency) as pool:
         for _ in range(concurrency):
@@ -396,14 +408,15 @@ def cluster_round(cluster: Cluster) -> None:
 def failover_round(cluster: Cluster) -> None:
     victim = cluster.victim
     say(f"failover: steady load, kill {victim}, count failures and time until it is out")
-    with steady_load(cluster.url("/guestbook/")) as outcome:
+    with steady_load(cluster.url("/guestbook/"), retry_once=True) as outcome:
         time.sleep(3)
         killed = time.monotonic()
         lab("kill", victim)
         wait_for(f"the balancer to take {victim} out", lambda: member_out(cluster, victim), 60)
         detected = time.monotonic() - killed
         time.sleep(3)
-    record("failover.failed", outcome["failed"])
+    record("failover.failed", outcome["raw_failures"])  # as before the retry: first attempts
+    record("failover.failed_with_retry", outcome["failed"])
     record("failover.requests", outcome["ok"] + outcome["failed"])
     record("failover.seconds_to_out", detected)
     raw.setdefault("failover.errors", []).append(dict(outcome["errors"]))
@@ -683,6 +696,7 @@ ROWS = [
     ("direct to one gunicorn (wrk on the balancer host): requests/s", "cluster.direct_1was.rps"),
     ("direct: p50 / p99 (ms)", "cluster.direct_1was.p50_ms|cluster.direct_1was.p99_ms"),
     ("failover: failed requests (kill a WAS under load)", "failover.failed"),
+    ("failover: failed GETs when each is retried once", "failover.failed_with_retry"),
     ("failover: requests during the window", "failover.requests"),
     ("failover: seconds until the member is out", "failover.seconds_to_out"),
     ("rolling reload of every WAS: failed requests", "reload.failed"),
@@ -724,6 +738,32 @@ ROWS = [
     ("rollback: failed requests", "rollback.failed"),
     ("rollback: requests during the window", "rollback.requests"),
 ]
+
+
+# The ratios table: name, numerator, denominator.
+RATIOS = [
+    (
+        "balancer (2 WAS) / direct, requests/s",
+        "cluster.balancer_2was.rps",
+        "cluster.direct_1was.rps",
+    ),
+    (
+        "balancer (1 WAS) / direct, requests/s",
+        "cluster.balancer_1was.rps",
+        "cluster.direct_1was.rps",
+    ),
+    ("no-op site.yml / ping", "shipped.site_noop", "shipped.ping"),
+    ("stock / shipped settings, fresh converge", "stock.site_fresh", "shipped.site_fresh"),
+    ("stock / shipped settings, no-op re-run", "stock.site_noop", "shipped.site_noop"),
+    ("linear / Mitogen strategy, no-op re-run", "linear.site_noop", "shipped.site_noop"),
+    ("stock / shipped settings, add one WAS", "stock.add_was", "shipped.add_was"),
+]
+
+
+def runs_of(a: str, b: str) -> str:
+    """A ratio's mark when its two figures were not both measured by this run (BENCH_ONLY)."""
+    measured = (a in raw) + (b in raw)
+    return "" if measured == 2 else " (earlier run)" if measured == 0 else " (**mixed runs**)"
 
 
 def median(key: str) -> float | None:
@@ -786,7 +826,9 @@ TARGETS = [
     Target(
         "killed WAS: seconds until its member is out", lambda: median("failover.seconds_to_out"), 5
     ),
-    Target("killed WAS: failed GETs with one retry", lambda: None, 0),
+    Target(
+        "killed WAS: failed GETs with one retry", lambda: median("failover.failed_with_retry"), 0
+    ),
     Target("CPU burn to the firing mail (s)", lambda: median("alert.seconds_to_firing_mail"), 300),
 ]
 
@@ -835,22 +877,10 @@ def write_report(started: float) -> None:
             + " | ".join(" / ".join(fmt(c[i]) for c in cells) for i in range(3))
             + f" | {cells[0][3]} |"
         )
-    ratios = {
-        "balancer (2 WAS) / direct, requests/s": ratio(
-            "cluster.balancer_2was.rps", "cluster.direct_1was.rps"
-        ),
-        "balancer (1 WAS) / direct, requests/s": ratio(
-            "cluster.balancer_1was.rps", "cluster.direct_1was.rps"
-        ),
-        "no-op site.yml / ping": ratio("shipped.site_noop", "shipped.ping"),
-        "stock / shipped settings, fresh converge": ratio("stock.site_fresh", "shipped.site_fresh"),
-        "stock / shipped settings, no-op re-run": ratio("stock.site_noop", "shipped.site_noop"),
-        "linear / Mitogen strategy, no-op re-run": ratio("linear.site_noop", "shipped.site_noop"),
-        "stock / shipped settings, add one WAS": ratio("stock.add_was", "shipped.add_was"),
-    }
+    ratios = {name: ratio(a, b) for name, a, b in RATIOS}
     lines += ["", "## Targets", "", *target_lines()]
     lines += ["", "| ratio (medians, same run) | value |", "| --- | --- |"]
-    lines += [f"| {name} | {value:.2f} |" for name, value in ratios.items()]
+    lines += [f"| {name}{runs_of(a, b)} | {ratios[name]:.2f} |" for name, a, b in RATIOS]
     lines += [
         "",
         "Shipped settings: `ansible.cfg` (Mitogen's linear strategy, pipelining, forks 20, "

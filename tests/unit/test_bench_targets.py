@@ -3,6 +3,9 @@ numbers, its bound, and whether it is met; a figure nobody measured is said so, 
 
 from __future__ import annotations
 
+import http.server
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -49,3 +52,54 @@ def test_what_no_run_measured_is_not_measured() -> None:
 def test_figures_kept_from_an_earlier_run_count() -> None:
     bench.earlier["raw"] = {"alert.seconds_to_firing_mail": [188.0]}
     assert row("CPU burn to the firing mail (s)").endswith("| ≤ 300 | 188 | met |")
+
+
+class FlakyHandler(http.server.BaseHTTPRequestHandler):
+    """Every second GET fails with 502, as a request to a killed member would."""
+
+    count = 0
+    lock = threading.Lock()
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        with FlakyHandler.lock:
+            FlakyHandler.count += 1
+            status = 502 if FlakyHandler.count % 2 == 0 else 200
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def flaky_url() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FlakyHandler)
+    FlakyHandler.count = 0
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_failover_load_counts_first_attempts_and_what_one_retry_leaves(flaky_url: str) -> None:
+    with bench.steady_load(flaky_url, concurrency=1, retry_once=True) as outcome:
+        time.sleep(0.5)
+    # One client, alternating answers: each failed first attempt is followed by a 200.
+    assert outcome["raw_failures"] > 5
+    assert outcome["failed"] == 0
+    assert outcome["errors"]["http 502"] == outcome["raw_failures"]
+
+
+def test_without_retry_each_failed_get_counts(flaky_url: str) -> None:
+    with bench.steady_load(flaky_url, concurrency=1) as outcome:
+        time.sleep(0.5)
+    assert outcome["failed"] > 5
+    assert outcome["failed"] == outcome["raw_failures"] == outcome["errors"]["http 502"]
+
+
+def test_a_ratio_of_figures_from_different_runs_is_marked() -> None:
+    bench.raw.update({"shipped.site_noop": [100.0], "linear.site_noop": [200.0]})
+    assert bench.runs_of("linear.site_noop", "shipped.site_noop") == ""
+    assert "mixed" in bench.runs_of("stock.site_noop", "shipped.site_noop")
+    assert bench.runs_of("stock.site_noop", "stock.ping") == " (earlier run)"
