@@ -887,6 +887,8 @@ def write_report(started: float) -> None:
         "jsonfile fact cache, smart gathering). Stock: `bench/stock-ansible.cfg` (Ansible's "
         "defaults, its own linear strategy). The linear row keeps the shipped settings but "
         "Ansible's own strategy (ANSIBLE_STRATEGY=linear).",
+        "",
+        (REPO / "bench/findings.md").read_text().rstrip("\n"),
     ]
     docs = REPO / "docs"
     docs.mkdir(exist_ok=True)
