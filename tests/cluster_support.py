@@ -132,8 +132,21 @@ def host_vars(inventory: Path, names: tuple[str, ...]) -> dict[str, dict[str, An
         check=False,
     )
     assert proc.returncode == 0, f"rendering {names} failed:\n{proc.stdout[-3000:]}\n{proc.stderr}"
-    results = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]
-    return {host: result["msg"] for host, result in results.items()}
+    return {host: result["msg"] for host, result in _task_results(json.loads(proc.stdout)).items()}
+
+
+def _task_results(report: dict[str, Any]) -> dict[str, Any]:
+    """Every host's result in an ansible.posix.json report of one task.
+
+    Ansible's linear strategy reports an ad-hoc task once for all hosts; Mitogen's reports it once
+    per host, so the hosts are spread over as many task entries.
+    """
+    return {
+        host: result
+        for play in report["plays"]
+        for task in play["tasks"]
+        for host, result in task["hosts"].items()
+    }
 
 
 def rendered(inventory: Path, host: str) -> dict[str, Any]:
