@@ -30,7 +30,7 @@ help:
 	@echo "make lab    build the lab and converge the cluster (http://localhost:8080)"
 	@echo "make test   lint, unit tests, lab tests"
 	@echo "make down   tear the lab down"
-	@echo "make bench  measure installer and cluster into docs/benchmarks.md (about an hour)"
+	@echo "make bench  measure installer and cluster into docs/benchmarks.md (about two hours)"
 
 setup: apt venv
 

@@ -45,6 +45,11 @@ LOAD_SECONDS = int(os.environ.get("BENCH_LOAD_SECONDS", "10"))
 # and with Ansible's linear strategy (about 6 minutes a run); the other figures are kept from
 # docs/benchmarks.json and marked as earlier.
 ONLY = os.environ.get("BENCH_ONLY", "")
+# BENCH_ONLY=installer: the shipped settings' installer round only (fresh converge, no-op, add
+# one WAS; about 20 minutes a run). BENCH_ONLY=scaling: a fresh converge with each of these WAS
+# counts (about 40 minutes a run for 2, 4 and 8).
+WAS_COUNTS = [int(n) for n in os.environ.get("BENCH_WAS_COUNTS", "2,4,8").split(",")]
+MODES = ("cluster", "db", "monitoring", "noop", "installer", "scaling")
 SHIPPED_CFG = REPO / "ansible.cfg"
 STOCK_CFG = REPO / "bench/stock-ansible.cfg"
 INSTALL_ACTIONS = {"apt", "ansible.builtin.apt", "pip", "ansible.builtin.pip"}
@@ -168,14 +173,15 @@ def groups() -> dict[str, list[str]]:
     return {g: v.get("hosts", []) for g, v in data.items() if isinstance(v, dict) and "hosts" in v}
 
 
-def scaled_inventory(target: Path) -> Path:
-    """A copy of the inventory with one more WAS, on the next free name and address."""
-    from cluster_support import copy_inventory, free_host
+def scaled_inventory(target: Path, extra: int = 1) -> Path:
+    """A copy of the inventory with `extra` more WAS, on the next free names and addresses."""
+    from cluster_support import copy_inventory, free_hosts
 
-    name, address = free_host(INVENTORY, "was")
+    new = free_hosts(INVENTORY, "was", extra)
 
     def add(hosts: dict[str, Any]) -> None:
-        hosts["all"]["children"]["was"]["hosts"][name] = {"ansible_host": address}
+        for name, address in new:
+            hosts["all"]["children"]["was"]["hosts"][name] = {"ansible_host": address}
 
     return copy_inventory(INVENTORY, target, add)
 
@@ -216,6 +222,33 @@ def installer_round(cfg: Path, label: str) -> None:
         up = timed([str(BIN / "lab"), "-i", str(grown), "up"])
         record(f"{label}.add_was", up + converge(grown, cfg).seconds)
     # The added WAS stays: the next round starts with `lab down`, and so does main()'s end.
+
+
+def scaling_round() -> None:
+    """A fresh converge of a lab with each of WAS_COUNTS application servers (the inventory's
+    other hosts as they are): how the converge grows with the WAS tier."""
+    for count in WAS_COUNTS:
+        extra = count - len(groups().get("was", []))
+        if extra < 0:
+            raise SystemExit(f"bench: BENCH_WAS_COUNTS {count} is below the inventory's WAS")
+        with tempfile.TemporaryDirectory(prefix="bench-was-") as tmp:
+            grown = scaled_inventory(Path(tmp) / "inventory", extra)
+            say(f"scaling: a fresh lab with {count} WAS, then site.yml")
+            lab("down", inventory=grown)
+            shutil.rmtree(REPO / ".cache/ansible-facts", ignore_errors=True)
+            lab("up", inventory=grown)
+            record(f"scaling.fresh_{count}was", converge(grown, SHIPPED_CFG).seconds)
+            lab("down", inventory=grown)
+
+
+def seconds_per_extra_was() -> float | None:
+    """The least-squares slope of fresh converge seconds over the WAS count (None under two
+    counts measured)."""
+    points = [(n, median(f"scaling.fresh_{n}was")) for n in WAS_COUNTS]
+    measured = [(float(n), s) for n, s in points if s is not None]
+    if len(measured) < 2:
+        return None
+    return statistics.linear_regression(*zip(*measured, strict=True)).slope
 
 
 # --- the cluster ----------------------------------------------------------------------------
@@ -682,6 +715,7 @@ ROWS = [
     ("stock settings: fresh `site.yml` (s)", "stock.site_fresh"),
     ("stock settings: no-op `site.yml` (s)", "stock.site_noop"),
     ("stock settings: add one WAS (s)", "stock.add_was"),
+    *((f"fresh `site.yml` with {n} WAS (s)", f"scaling.fresh_{n}was") for n in WAS_COUNTS),
     ("Cluster (wrk -t2 -c8, GET /guestbook/)", None),
     ("balancer, 2 WAS: requests/s", "cluster.balancer_2was.rps"),
     (
@@ -811,7 +845,11 @@ TARGETS = [
         1.2,
     ),
     Target("add one WAS (s)", lambda: median("shipped.add_was"), 90),
-    Target("fresh converge, seconds per extra WAS (2, 4, 8 WAS)", lambda: None, 10),
+    Target(
+        f"fresh converge, seconds per extra WAS ({', '.join(map(str, WAS_COUNTS))} WAS)",
+        seconds_per_extra_was,
+        10,
+    ),
     Target(
         "balancer (1 WAS) / direct, requests/s",
         lambda: ratio_of("cluster.balancer_1was.rps", "cluster.direct_1was.rps"),
@@ -927,12 +965,15 @@ def main() -> None:
     rewritten after every round, so an interrupted run still leaves what it measured."""
     started = time.monotonic()
     os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ['PATH']}"
-    if ONLY not in ("", "cluster", "db", "monitoring", "noop"):
+    if ONLY not in ("", *MODES):
         raise SystemExit(
-            f"bench: BENCH_ONLY={ONLY!r}: use cluster, db, monitoring or noop, or leave it unset"
+            f"bench: BENCH_ONLY={ONLY!r}: use one of {', '.join(MODES)}, or leave it unset"
         )
     if ONLY:
         earlier.update(json.loads((REPO / "docs/benchmarks.json").read_text()))
+    if ONLY in ("installer", "scaling"):
+        installer_only(started)
+        return
     say("cluster: lab up and site.yml")
     lab("prune")
     lab("up")
@@ -966,6 +1007,22 @@ def main() -> None:
     if ONLY:
         say("the lab stays up (BENCH_ONLY): `make down` when done")
         return
+    if not ONLY:  # once: three fresh labs, the largest with eight WAS
+        scaling_round()
+        write_report(started)
+    say("lab down: the bench leaves nothing running")
+    lab("down")
+
+
+def installer_only(started: float) -> None:
+    """BENCH_ONLY=installer or scaling: those rounds alone, each on fresh labs."""
+    for i in range(RUNS):
+        say(f"{ONLY} run {i + 1}/{RUNS}")
+        if ONLY == "installer":
+            installer_round(SHIPPED_CFG, "shipped")
+        else:
+            scaling_round()
+        write_report(started)
     say("lab down: the bench leaves nothing running")
     lab("down")
 

@@ -254,23 +254,34 @@ def copy_inventory(source: Path, target: Path, edit: Callable[[dict[str, Any]], 
 
 
 def free_host(inventory: Path, group: str) -> tuple[str, str]:
-    """A name and an address for a new host of `group` in a lab inventory (scale-out tests).
+    """A name and an address for a new host of `group` in a lab inventory (scale-out tests)."""
+    return free_hosts(inventory, group, 1)[0]
 
-    The name is `<group><n>`, the first such name the inventory does not use; the address is the
-    first free one after the group's highest, inside the inventory's `lab_subnet`.
+
+def free_hosts(inventory: Path, group: str, count: int) -> list[tuple[str, str]]:
+    """Names and addresses for `count` new hosts of `group` in a lab inventory.
+
+    Each name is `<group><n>`, the first such names the inventory does not use; each address the
+    next free one after the group's highest, inside the inventory's `lab_subnet`.
     """
     hosts = group_hosts(inventory, "all")
-    name = next(f"{group}{n}" for n in range(1, len(hosts) + 2) if f"{group}{n}" not in hosts)
     lab_subnet = inventory_data(inventory)["_meta"]["hostvars"][hosts[0]].get("lab_subnet")
     assert lab_subnet, f"{inventory} is not a lab inventory (no lab_subnet): no room to grow"
     subnet = ipaddress.ip_network(str(lab_subnet))
     used = {ipaddress.ip_address(address(inventory, h)) for h in hosts}
     members = group_hosts(inventory, group) or hosts
     candidate = max(ipaddress.ip_address(address(inventory, h)) for h in members)
-    while candidate in used:
-        candidate += 1
-    assert candidate in subnet, f"no free address after the {group} hosts in {subnet}"
-    return name, str(candidate)
+    names = (f"{group}{n}" for n in range(1, len(hosts) + count + 2) if f"{group}{n}" not in hosts)
+    found = []
+    for name in names:
+        if len(found) == count:
+            break
+        while candidate in used:
+            candidate += 1
+        assert candidate in subnet, f"no free address after the {group} hosts in {subnet}"
+        found.append((name, str(candidate)))
+        used.add(candidate)
+    return found
 
 
 def host_fact(host: testinfra.host.Host, name: str) -> dict[str, Any]:

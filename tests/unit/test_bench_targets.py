@@ -54,6 +54,20 @@ def test_figures_kept_from_an_earlier_run_count() -> None:
     assert row("CPU burn to the firing mail (s)").endswith("| ≤ 300 | 188 | met |")
 
 
+def test_seconds_per_extra_was_is_the_slope_over_the_counts_measured() -> None:
+    what = "fresh converge, seconds per extra WAS (2, 4, 8 WAS)"
+    assert row(what).endswith("| - | not measured |")
+    bench.raw["scaling.fresh_2was"] = [200.0, 210.0]
+    assert row(what).endswith("| - | not measured |")  # one count gives no slope
+    bench.raw["scaling.fresh_4was"] = [220.0]
+    bench.raw["scaling.fresh_8was"] = [260.0]
+    # medians 205, 220, 260 over 2, 4, 8: least squares, not the last step (10) or the first (7.5).
+    assert bench.seconds_per_extra_was() == pytest.approx(9.2857, abs=1e-3)
+    assert row(what).endswith("| ≤ 10.00 | 9.29 | met |")
+    bench.raw["scaling.fresh_8was"] = [400.0]
+    assert row(what).endswith("**not met** |")
+
+
 class FlakyHandler(http.server.BaseHTTPRequestHandler):
     """Every second GET fails with 502, as a request to a killed member would."""
 
