@@ -1007,9 +1007,9 @@ def main() -> None:
     if ONLY:
         say("the lab stays up (BENCH_ONLY): `make down` when done")
         return
-    if not ONLY:  # once: three fresh labs, the largest with eight WAS
-        scaling_round()
-        write_report(started)
+    say("scaling: once (three fresh labs, the largest with eight WAS)")
+    scaling_round()
+    write_report(started)
     say("lab down: the bench leaves nothing running")
     lab("down")
 
