@@ -21,7 +21,7 @@ from lab import gcs_key
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN = REPO / "roles/validate_inventory/filter_plugins/inventory_checks.py"
 CONTRACT: dict[str, Any] = yaml.safe_load((REPO / "roles/cluster/defaults/main.yml").read_text())
-WIRING: dict[str, Any] = yaml.safe_load((REPO / "playbooks/vars/wiring.yml").read_text())
+WIRING: dict[str, Any] = yaml.safe_load((REPO / "roles/wiring/vars/main.yml").read_text())
 
 ADDRESSES = {
     "lb1": "10.77.0.10",
@@ -244,7 +244,7 @@ def test_was_port_in_the_inventory_is_refused_naming_the_contract_port(tmp_path:
         "apache_lb_member_port",
         "Remove django_was_port and set cluster_was_port instead",
     )
-    assert "wiring.yml" in message
+    assert "roles/wiring/vars/main.yml" in message
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """Roles stay inside their boundaries: a role names only its own variables, never reaches outside
 its directory, and never picks hosts out of a group by name.
 
-What crosses tiers is wired in one place (roles/cluster, playbooks/vars/wiring.yml), and
+What crosses tiers is wired in one place (roles/cluster, roles/wiring), and
 each role takes only its own prefixed inputs (docs: /work/shared/STYLE.md, "Ansible roles").
 """
 
@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 ROLES = REPO / "roles"
@@ -38,6 +39,8 @@ ROLE_PREFIXES = {
     "validate_inventory": "validate_inventory_",
     "cluster": "cluster_",
 }
+# The one role that names every other role's inputs, by design: the wiring (variables only).
+WIRING_ROLE = "wiring"
 # Words that carry a prefix but name no variable, and what they are instead.
 NOT_VARIABLES = {
     "cluster_firewall": "the firewall role's nftables table (firewall.fact: table)",
@@ -97,6 +100,8 @@ def foreign_names(roles: Path, prefixes: dict[str, str] = ROLE_PREFIXES) -> list
     offences = []
     for role_dir in role_dirs(roles):
         role = role_dir.name
+        if role == WIRING_ROLE:
+            continue
         if role not in prefixes:
             offences.append(f"{role_dir.relative_to(roles.parent)}: no prefix for role {role}")
             continue
@@ -121,8 +126,9 @@ def reaches_outside(roles: Path) -> list[str]:
     ]
 
 
-def literal_groups(roles: Path, exempt: tuple[str, ...] = ("cluster",)) -> list[str]:
-    """Lines where a role picks a group by name (groups['db']); the contract may, once for all."""
+def literal_groups(roles: Path, exempt: tuple[str, ...] = ("cluster", WIRING_ROLE)) -> list[str]:
+    """Lines where a role picks a group by name (groups['db']); the contract and the wiring may,
+    once for all."""
     offences = []
     for role_dir in role_dirs(roles):
         if role_dir.name in exempt:
@@ -143,8 +149,27 @@ def report(offences: list[str]) -> str:
 
 
 def test_role_prefixes_cover_every_role() -> None:
-    unknown = {p.name for p in role_dirs(ROLES)} - ROLE_PREFIXES.keys()
+    unknown = {p.name for p in role_dirs(ROLES)} - ROLE_PREFIXES.keys() - {WIRING_ROLE}
     assert not unknown, f"add the variable prefix of {sorted(unknown)} to ROLE_PREFIXES"
+
+
+def test_the_wiring_is_variables_only() -> None:
+    """Its exemption from the prefixes covers wiring only: no tasks, templates or defaults."""
+    files = {str(p.relative_to(ROLES / WIRING_ROLE)) for p in (ROLES / WIRING_ROLE).rglob("*")}
+    assert files - {"vars", "meta"} == {"vars/main.yml", "meta/main.yml"}
+
+
+def test_every_play_of_a_wired_role_lists_the_wiring_first() -> None:
+    """A play whose roles take inputs from the wiring lists it first in `roles:`."""
+    wiring = yaml.safe_load((ROLES / WIRING_ROLE / "vars/main.yml").read_text())
+    wired = {r for r, prefix in ROLE_PREFIXES.items() if any(n.startswith(prefix) for n in wiring)}
+    unwired = []
+    for path in sorted((REPO / "playbooks").glob("*.yml")):
+        for play in yaml.safe_load(path.read_text()) or []:
+            roles = [r["role"] if isinstance(r, dict) else r for r in play.get("roles") or []]
+            if wired & set(roles) and roles[0] != WIRING_ROLE:
+                unwired.append(f"{path.relative_to(REPO)}: {play.get('name')!r}: {roles}")
+    assert not unwired, "\n".join(unwired)
 
 
 def test_roles_name_only_their_own_variables() -> None:

@@ -3,7 +3,7 @@
 `inventory_problems` is the whole check: plain Python over plain mappings, so the unit tests
 call it with dicts. Ansible hands it `hostvars` (templated on access: a variable whose template
 fails raises, and that becomes a message too), `groups`, the contract's defaults and the raw
-wiring (playbooks/vars/wiring.yml, untemplated). Every message names the variable, the hosts and
+wiring (roles/wiring/vars/main.yml, untemplated). Every message names the variable, the hosts and
 the file to edit.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 HostVars = Mapping[str, Mapping[str, Any]]
 Groups = Mapping[str, Sequence[str]]
 
-WIRING_FILE = "playbooks/vars/wiring.yml"
+WIRING_FILE = "roles/wiring/vars/main.yml"
 HOSTS_FILES = ("hosts.yml", "hosts.yaml", "hosts.ini", "hosts")
 # Generated lab secrets live there; they are not inventory (see ansible.cfg).
 SKIPPED_DIRS = ("credentials",)
