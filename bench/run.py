@@ -206,8 +206,8 @@ def installer_round(cfg: Path, label: str) -> None:
             continue
         one = installs.get(hosts[0], 0.0)
         record(f"{label}.install.{kind}", one)
-        # WAS hosts converge one at a time (serial: 1), so their installs add up.
-        critical += one * (len(hosts) if kind == "was" else 1)
+        # In a fresh converge every WAS is new, and new WAS converge together (playbooks/was.yml).
+        critical += one
     record(f"{label}.install_critical_path", critical)
     record(f"{label}.converge_over_install", seconds / critical if critical else 0)
 
@@ -902,6 +902,25 @@ def fmt(value: float) -> str:
     return f"{value:.2f}" if abs(value) < 100 else f"{value:.0f}"
 
 
+def earlier_run_of(key: str) -> dict[str, Any]:
+    """The commit and date of the earlier run that measured a kept figure: from its own record
+    where the earlier report has one, else the run that report says it kept figures from, else
+    the earlier report's own run."""
+    recorded = (earlier.get("measured_by") or {}).get(key)
+    if recorded:
+        return dict(recorded)
+    kept = earlier.get("earlier") or {}
+    if key in kept.get("keys", []):
+        return {"commit": kept.get("commit"), "date": kept.get("date")}
+    return {"commit": earlier.get("commit"), "date": earlier.get("date")}
+
+
+def measured_by(key: str) -> str:
+    """A kept figure's mark in the table: the commit and date that measured it."""
+    run_of = earlier_run_of(key)
+    return f"commit `{run_of.get('commit') or '?'}`, {run_of.get('date') or '?'}"
+
+
 def write_report(started: float) -> None:
     commit = run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]).strip()
     machine = f"{platform.node()}: {os.cpu_count()} cores, {platform.platform()}"
@@ -915,8 +934,8 @@ def write_report(started: float) -> None:
         "These machines are shared and noisy: the ratios, measured side by side, carry the claims.",
         *(
             [
-                f"Rows marked (earlier run) are from commit `{earlier.get('commit', '?')}` "
-                f"({earlier.get('date', '?')}): this run measured the {ONLY} rounds only."
+                f"This run measured the {ONLY} rounds only; a row marked with a commit is from the "
+                "earlier run that measured it."
             ]
             if earlier
             else []
@@ -930,7 +949,8 @@ def write_report(started: float) -> None:
             lines.append(f"| **{label}** | | | | |")
             continue
         cells = [summary(k) for k in key.split("|")]
-        mark = " (earlier run)" if not raw.get(key.split("|")[0]) and cells[0][3] else ""
+        first = key.split("|")[0]
+        mark = f" ({measured_by(first)})" if not raw.get(first) and cells[0][3] else ""
         lines.append(
             f"| {label}{mark} | "
             + " | ".join(" / ".join(fmt(c[i]) for c in cells) for i in range(3))
@@ -960,6 +980,13 @@ def write_report(started: float) -> None:
                 "machine": machine,
                 "runs": RUNS,
                 "raw": {**earlier.get("raw", {}), **raw},
+                # Which run measured each figure: this one, or the earlier one it kept it from.
+                "measured_by": {
+                    key: {"commit": commit, "date": str(datetime.date.today())}
+                    if key in raw
+                    else earlier_run_of(key)
+                    for key in {**earlier.get("raw", {}), **raw}
+                },
                 # BENCH_ONLY: what this run kept from an earlier one, and from which commit.
                 "earlier": {
                     "commit": earlier.get("commit"),

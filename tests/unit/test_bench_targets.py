@@ -121,3 +121,17 @@ def test_a_ratio_of_figures_from_different_runs_is_marked() -> None:
     assert bench.runs_of("linear.site_noop", "shipped.site_noop") == ""
     assert "mixed" in bench.runs_of("stock.site_noop", "shipped.site_noop")
     assert bench.runs_of("stock.site_noop", "stock.ping") == " (earlier run)"
+
+
+def test_a_kept_figure_names_the_run_that_measured_it() -> None:
+    bench.earlier.update(
+        {
+            "commit": "bbb2222",
+            "date": "2026-12-06",
+            "earlier": {"commit": "aaa1111", "date": "2026-12-05", "keys": ["cluster.x"]},
+            "measured_by": {"shipped.y": {"commit": "ccc3333", "date": "2026-12-04"}},
+        }
+    )
+    assert bench.measured_by("shipped.y") == "commit `ccc3333`, 2026-12-04"  # its own record
+    assert bench.measured_by("cluster.x") == "commit `aaa1111`, 2026-12-05"  # kept before
+    assert bench.measured_by("alert.z") == "commit `bbb2222`, 2026-12-06"  # the earlier run's
