@@ -1020,7 +1020,7 @@ def main() -> None:
     if ONLY:
         earlier.update(json.loads((REPO / "docs/benchmarks.json").read_text()))
     if ONLY in ("installer", "scaling"):
-        installer_only(started)
+        fresh_lab_rounds(started)
         return
     say("cluster: lab up and site.yml")
     lab("prune")
@@ -1062,7 +1062,7 @@ def main() -> None:
     lab("down")
 
 
-def installer_only(started: float) -> None:
+def fresh_lab_rounds(started: float) -> None:
     """BENCH_ONLY=installer or scaling: those rounds alone, each on fresh labs."""
     for i in range(RUNS):
         say(f"{ONLY} run {i + 1}/{RUNS}")

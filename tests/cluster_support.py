@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import ipaddress
+import itertools
 import json
 import os
 import re
@@ -273,9 +274,7 @@ def free_hosts(inventory: Path, group: str, count: int) -> list[tuple[str, str]]
     candidate = max(ipaddress.ip_address(address(inventory, h)) for h in members)
     names = (f"{group}{n}" for n in range(1, len(hosts) + count + 2) if f"{group}{n}" not in hosts)
     found = []
-    for name in names:
-        if len(found) == count:
-            break
+    for name in itertools.islice(names, count):
         while candidate in used:
             candidate += 1
         assert candidate in subnet, f"no free address after the {group} hosts in {subnet}"
