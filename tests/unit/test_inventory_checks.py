@@ -255,8 +255,8 @@ def test_was_port_in_the_inventory_is_refused_naming_the_contract_port(tmp_path:
         (
             "firewall_owners",
             ["mariadb"],
-            "cluster_group_roles, cluster_lb_floating_address, cluster_db_floating_address and "
-            "cluster_monitoring_enabled",
+            "cluster_group_roles, cluster_lb_floating_address, cluster_db_floating_address, "
+            "cluster_monitoring_enabled and cluster_autoscaling_enabled",
             "",
         ),
     ],
@@ -293,6 +293,7 @@ def test_a_wired_secret_is_refused_without_showing_it(tmp_path: Path) -> None:
                 "cluster_lb_floating_address",
                 "cluster_db_floating_address",
                 "cluster_monitoring_enabled",
+                "cluster_autoscaling_enabled",
             ],
         ),
         ("{{ django_secret_key }}", ["django_secret_key"]),
@@ -962,3 +963,71 @@ def test_a_monitoring_host_needs_where_to_mail(
     name: str, value: str, words: list[str], tmp_path: Path
 ) -> None:
     the_problem(monitored(tmp_path, **{**GOOD_MAIL, name: value}), name, *words)
+
+
+# --- Autoscaling ----------------------------------------------------------------------------------
+
+
+def with_pool(
+    tmp_path: Path, pool: list[str], monitoring: bool = True, **settings: Any
+) -> list[str]:
+    """The good inventory with these standby hosts and, unless told not to, a monitoring host."""
+    hostvars = good_hostvars()
+    extra = [*pool, *(["mon1"] if monitoring else [])]
+    for number, host in enumerate(extra, 60):
+        hostvars[host] = {**hostvars["lb1"], "ansible_host": f"10.0.0.{number}"}
+    for host in hostvars:
+        hostvars[host].update(GOOD_MAIL, **settings)
+    groups = {**GROUPS, "was_pool": pool, "all": [*GROUPS["all"], *extra]}
+    if monitoring:
+        groups["monitoring"] = ["mon1"]
+    return problems(hostvars, tmp_path, groups)
+
+
+def test_a_pool_beside_a_monitoring_host_is_fine(tmp_path: Path) -> None:
+    assert with_pool(tmp_path, ["was3", "was4"]) == []
+    assert (
+        with_pool(tmp_path, ["was3"], cluster_autoscale_min_was=1, cluster_autoscale_max_was=3)
+        == []
+    )
+
+
+def test_a_pool_without_a_monitoring_host_is_refused(tmp_path: Path) -> None:
+    the_problem(with_pool(tmp_path, ["was3"], monitoring=False), "no 'monitoring' host", "was3")
+
+
+@pytest.mark.parametrize(
+    ("settings", "words"),
+    [
+        (
+            {"cluster_autoscale_max_was": 5},
+            ["2 to 5 WAS", "2 WAS of its own and 1 in the pool", "<= 3"],
+        ),
+        (
+            {"cluster_autoscale_min_was": 3, "cluster_autoscale_max_was": 2},
+            ["3 to 2 WAS"],
+        ),
+        (
+            {"cluster_autoscale_min_was": "many"},
+            ['cluster_autoscale_min_was is "many"', "not a number"],
+        ),
+    ],
+)
+def test_autoscaling_bounds_the_pool_cannot_meet_are_refused(
+    settings: dict[str, Any], words: list[str], tmp_path: Path
+) -> None:
+    the_problem(with_pool(tmp_path, ["was3"], **settings), *words)
+
+
+def test_a_pool_host_that_serves_another_tier_is_refused(tmp_path: Path) -> None:
+    hostvars = good_hostvars()
+    hostvars["mon1"] = {**hostvars["lb1"], "ansible_host": "10.0.0.61", **GOOD_MAIL}
+    for host in hostvars:
+        hostvars[host].update(GOOD_MAIL)
+    groups = {
+        **GROUPS,
+        "was_pool": ["db1"],
+        "monitoring": ["mon1"],
+        "all": [*GROUPS["all"], "mon1"],
+    }
+    the_problem(problems(hostvars, tmp_path, groups), "db1 is in the standby pool", "'db'")

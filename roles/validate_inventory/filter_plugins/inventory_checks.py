@@ -1069,6 +1069,61 @@ def check_monitoring_mail(inv: Inventory) -> list[str]:
     return problems
 
 
+POOL_GROUP = "was_pool"
+AUTOSCALE_BOUNDS = ("cluster_autoscale_min_was", "cluster_autoscale_max_was")
+
+
+def check_autoscaling(inv: Inventory) -> list[str]:
+    """A standby pool needs the monitoring host (its alerts and its autoscaler), hosts that do
+    nothing else, and bounds the pool can meet."""
+    pool = inv.members(POOL_GROUP)
+    if not pool:
+        return []
+    if not inv.members("monitoring"):
+        return [
+            f"Group '{POOL_GROUP}' has hosts ({', '.join(pool)}) but there is no 'monitoring' "
+            "host: the pool grows and shrinks on its alerts, through the autoscaler it runs. Add a "
+            f"monitoring host, or empty the '{POOL_GROUP}' group, in {inv.hosts_file()}."
+        ]
+    problems = []
+    for host in pool:
+        others = [
+            group
+            for group, members in inv.groups.items()
+            if host in (members or []) and group not in ("all", "ungrouped", "was", POOL_GROUP)
+        ]
+        if others:
+            named = ", ".join(f"'{group}'" for group in others)
+            problems.append(
+                f"{host} is in the standby pool '{POOL_GROUP}' and in group(s) {named}: a standby "
+                "host serves nothing until the autoscaler makes it a WAS. Remove it from one of "
+                f"them in {inv.hosts_file()}."
+            )
+    fixed = len([host for host in inv.members("was") if host not in pool])
+    bounds = []
+    for name in AUTOSCALE_BOUNDS:
+        try:
+            value = inv.cluster_setting(name)
+            bounds.append(int(value or 0))
+        except Unreadable as exc:
+            return [*problems, unreadable_setting(inv, name, exc)]
+        except (TypeError, ValueError):
+            return [
+                *problems,
+                f"{name} is {show(value)}, not a number of WAS hosts: write e.g. 2 (0: the "
+                f"default) in {inv.where(name)}.",
+            ]
+    low, high = bounds[0] or fixed, bounds[1] or fixed + len(pool)
+    if not 1 <= low <= high <= fixed + len(pool):
+        problems.append(
+            f"The autoscaling bounds are {low} to {high} WAS (cluster_autoscale_min_was, "
+            f"cluster_autoscale_max_was), but the inventory has {fixed} WAS of its own and "
+            f"{len(pool)} in the pool: need 1 <= minimum <= maximum <= {fixed + len(pool)}. "
+            f"Fix them in {inv.where(AUTOSCALE_BOUNDS[0])}, or grow the pool."
+        )
+    return problems
+
+
 CHECKS = (
     check_group_sizes,
     check_addresses,
@@ -1084,6 +1139,7 @@ CHECKS = (
     check_ports,
     check_firewall,
     check_monitoring_mail,
+    check_autoscaling,
 )
 
 
