@@ -41,9 +41,9 @@ RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 LOAD_SECONDS = int(os.environ.get("BENCH_LOAD_SECONDS", "10"))
 # BENCH_ONLY=cluster measures the cluster rounds only (about 20 minutes a run, on the lab as it
 # is), BENCH_ONLY=db the database rounds only (about 5 minutes a run), BENCH_ONLY=monitoring the
-# CPU alert's delay only (about 4 minutes a run), BENCH_ONLY=noop the no-op re-run with Mitogen
-# and with Ansible's linear strategy (about 6 minutes a run); the other figures are kept from
-# docs/benchmarks.json and marked as earlier.
+# CPU alert's delay and the autoscaler's scale-out time only (about 12 minutes a run),
+# BENCH_ONLY=noop the no-op re-run with Mitogen and with Ansible's linear strategy (about 6
+# minutes a run); the other figures are kept from docs/benchmarks.json and marked as earlier.
 ONLY = os.environ.get("BENCH_ONLY", "")
 # BENCH_ONLY=installer: the shipped settings' installer round only (fresh converge, no-op, add
 # one WAS; about 20 minutes a run). BENCH_ONLY=scaling: a fresh converge with each of these WAS
@@ -540,6 +540,40 @@ def alert_round(cluster: Cluster) -> None:
     record("alert.seconds_to_resolved_mail", burn.resolved_after)
 
 
+def autoscale_round(cluster: Cluster) -> None:
+    """Issue 13's scale-out time: the lab gains a standby host (group was_pool) and the autoscaler;
+    a WasLoadHigh alert goes to Alertmanager; seconds until the standby host answers a request
+    through the balancer. Then the lab's own inventory is converged again and the host deleted."""
+    from cluster_support import free_hosts
+    from drills import Autoscaler, Monitoring, alert_to_serving, pool_inventory
+
+    if Monitoring.read(INVENTORY) is None:
+        say("autoscaling: no monitoring group, skipped")
+        return
+    standby = free_hosts(INVENTORY, "was", 1)
+    host = standby[0][0]
+    target = Path(tempfile.mkdtemp(prefix="bench-pool-")) / "inventory"
+    inventory = pool_inventory(INVENTORY, target, standby, cooldown=600)
+    say(f"autoscaling: standby {host}, the autoscaler, then WasLoadHigh until {host} serves")
+    lab("up", inventory=inventory)
+    converge(inventory, SHIPPED_CFG)
+    monitoring = Monitoring.read(inventory)
+    assert monitoring is not None
+    cookie = fact(cluster.lb_name, "apache_lb")["sticky_cookie"]
+
+    def serves() -> bool:
+        try:
+            answer = requests.get(cluster.url("/"), cookies={cookie: f".{host}"}, timeout=5)
+        except requests.RequestException:
+            return False
+        return answer.headers.get("X-Served-By", "") == host
+
+    record("autoscale.seconds_to_serving", alert_to_serving(Autoscaler(monitoring), host, serves))
+    say("autoscaling: the lab's own inventory again, the standby host deleted")
+    converge(INVENTORY, SHIPPED_CFG)
+    lab("prune")
+
+
 def db_rounds_apply() -> bool:
     from cluster_support import group_hosts
 
@@ -780,6 +814,10 @@ ROWS = [
     ("CPU alert (two busy loops on a WAS; HostCpuHigh fires after 2 minutes above 80%)", None),
     ("burn start to the firing mail in the sink (s)", "alert.seconds_to_firing_mail"),
     ("burn stop to the resolved mail (s)", "alert.seconds_to_resolved_mail"),
+    (
+        "WasLoadHigh fired to the first request a standby host serves (s)",
+        "autoscale.seconds_to_serving",
+    ),
     ("Rolling deploy (playbooks/deploy.yml, GET load, no resend)", None),
     ("deploy of a new release (s)", "deploy.seconds"),
     ("deploy: failed requests", "deploy.failed"),
@@ -1044,6 +1082,7 @@ def main() -> None:
             db_switchover_round(cluster)
         if ONLY in ("", "monitoring"):
             alert_round(cluster)
+            autoscale_round(cluster)
         if ONLY == "noop":  # a full run measures it in its installer rounds
             noop_round()
         write_report(started)

@@ -11,6 +11,7 @@ A raw failure is any request whose first attempt did not succeed."""
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 import threading
@@ -20,12 +21,14 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import requests
 from cluster_support import (
     address,
+    copy_inventory,
     csrf_token,
     get_host,
     group_hosts,
@@ -629,3 +632,109 @@ def cpu_burn_alert(monitoring: Monitoring, host: str, deadline: float = 300) -> 
     return BurnAlert(
         host, fired_after, resolved_after, {n: s for n, s in new.items() if "HostCpuHigh" in s}
     )
+
+
+# --- Autoscaling ----------------------------------------------------------------------------------
+
+# The autoscaler's webhook, on the monitoring host's loopback.
+AUTOSCALER_URL = "http://127.0.0.1:9095"
+SCALING_ALERTS = {"scale_out": "WasLoadHigh", "scale_in": "WasLoadLow"}
+
+
+def pool_inventory(
+    source: Path, target: Path, standby: list[tuple[str, str]], cooldown: int
+) -> Path:
+    """A copy of a lab inventory with these (name, address) standby hosts in a `was_pool` group,
+    and a cool-down of `cooldown` seconds between scaling steps."""
+
+    def edit(hosts: dict[str, Any]) -> None:
+        hosts["all"]["children"]["was_pool"] = {
+            "hosts": {name: {"ansible_host": address} for name, address in standby}
+        }
+        hosts["all"].setdefault("vars", {})["cluster_autoscale_cooldown_seconds"] = cooldown
+
+    return copy_inventory(source, target, edit)
+
+
+def scaling_labels(action: str) -> dict[str, str]:
+    """The labels of the rule that asks for `action` (roles/monitoring/files/rules)."""
+    return {
+        "alertname": SCALING_ALERTS[action],
+        "action": action,
+        "severity": "warning",
+        "host": "was",
+        "tier": "was",
+    }
+
+
+@dataclass(frozen=True)
+class Autoscaler:
+    """The monitoring host's autoscaler, as the tests and the bench drive it."""
+
+    monitoring: Monitoring  # of an inventory with a was_pool group
+
+    def run(self, command: str) -> str:
+        return str(get_host(self.monitoring.inventory, self.monitoring.host).check_output(command))
+
+    def state(self) -> dict[str, Any]:
+        return dict(json.loads(self.run(f"curl -sf {AUTOSCALER_URL}/state")))
+
+    def post(self, body: str) -> tuple[int, dict[str, Any]]:
+        """POST a body to the webhook, as Alertmanager does (from the monitoring host itself)."""
+        out = self.run(
+            "curl -s -w '\\n%{http_code}' -H 'Content-Type: application/json' "
+            f"--data-binary {shlex.quote(body)} {AUTOSCALER_URL}/alerts"
+        )
+        text, _, status = out.strip().rpartition("\n")
+        return int(status), dict(json.loads(text or "{}"))
+
+    def inject(self, action: str, firing: bool = True) -> None:
+        """Fire a scaling alert in Alertmanager, as Prometheus would: its route reaches the
+        webhook (and the mail). Resolve it (firing=False) once the load it stands for is gone:
+        one still firing asks again after each cool-down, as sustained load should."""
+        now = datetime.now(UTC)
+        alert = {
+            "labels": scaling_labels(action),
+            "annotations": {"summary": "injected by a drill (tests/drills.py)"},
+            "startsAt": now.isoformat(),
+            "endsAt": (now + timedelta(minutes=10) if firing else now).isoformat(),
+        }
+        url = f"{self.monitoring.fact['alertmanager_url']}/api/v2/alerts"
+        requests.post(url, json=[alert], timeout=10).raise_for_status()
+
+    def journal(self, since: str) -> str:
+        return self.run(f"journalctl -u autoscaler --no-pager -o cat --since {shlex.quote(since)}")
+
+    def clock(self) -> str:
+        return self.run("date '+%Y-%m-%d %H:%M:%S'").strip()
+
+    def wait_for_serving(self, serving: list[str], since: str, deadline: float) -> None:
+        """Until the state lists `serving`; a step that failed meanwhile fails at once."""
+        started = time.monotonic()
+        while self.state()["serving"] != serving:
+            log = self.journal(since)
+            if "FAILED" in log:
+                raise AssertionError(f"a scaling step failed:\n{log[-4000:]}")
+            if time.monotonic() - started > deadline:
+                raise AssertionError(f"the pool hosts serving are not {serving} after {deadline} s")
+            time.sleep(5)
+
+
+def alert_to_serving(
+    autoscaler: Autoscaler, host: str, serves: Callable[[], bool], deadline: float = 1200
+) -> float:
+    """Fire WasLoadHigh; seconds until `host` joined and `serves()` (a request it answered
+    through the balancer) holds."""
+    serving = [*autoscaler.state()["serving"], host]
+    since = autoscaler.clock()
+    started = time.monotonic()
+    autoscaler.inject("scale_out")
+    try:
+        autoscaler.wait_for_serving(serving, since, deadline)
+        while not serves():
+            if time.monotonic() - started > deadline:
+                raise AssertionError(f"{host} joined but serves nothing through the balancer")
+            time.sleep(0.5)
+        return time.monotonic() - started
+    finally:
+        autoscaler.inject("scale_out", firing=False)
