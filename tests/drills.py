@@ -657,13 +657,16 @@ def pool_inventory(
 
 
 def scaling_labels(action: str) -> dict[str, str]:
-    """The labels of the rule that asks for `action` (roles/monitoring/files/rules)."""
+    """The labels of the rule that asks for `action` (roles/monitoring/files/rules), and one more:
+    the rule's own alert (an idle lab fires WasLoadLow) is another alert, whose updates from
+    Prometheus (resolved ones, resent for minutes) must not overwrite the drill's."""
     return {
         "alertname": SCALING_ALERTS[action],
         "action": action,
         "severity": "warning",
         "host": "was",
         "tier": "was",
+        "drill": "injected",
     }
 
 
