@@ -68,7 +68,7 @@ def on(pool: Pool, host: str, command: str) -> str:
     return lab(pool.autoscaler.monitoring.inventory, "ssh", host, command)
 
 
-def member_addresses(pool: Pool, cluster: Cluster) -> str:
+def balancer_site(pool: Pool, cluster: Cluster) -> str:
     return on(pool, cluster.lb_name, f"cat {shlex.quote(cluster.balancer['site_file'])}")
 
 
@@ -81,7 +81,7 @@ def test_the_autoscaler_runs_with_no_pool_host_serving(pool: Pool) -> None:
 
 
 def test_standby_hosts_serve_nothing(cluster: Cluster, pool: Pool) -> None:
-    config = member_addresses(pool, cluster)
+    config = balancer_site(pool, cluster)
     for host in pool.hosts:
         address = on(pool, host, "hostname -I").split()[0]
         assert f"//{address}:" not in config, f"standby {host} is a balancer member"
@@ -171,11 +171,11 @@ def test_the_same_alert_again_adds_no_host(pool: Pool, scaled_out: ScaledOut) ->
 
 def test_a_later_site_run_keeps_what_scaled(pool: Pool, scaled_out: ScaledOut) -> None:
     """The inventory stays the truth: a plain site.yml from the controller reads the state."""
-    before = member_addresses(pool, scaled_out.grown)
+    before = balancer_site(pool, scaled_out.grown)
     inventory = pool.autoscaler.monitoring.inventory
     runner = run_playbook("site.yml", inventory, inventory.parent / "keep", cmdline="--tags was,lb")
     assert runner.status == "successful", describe(runner)
-    assert member_addresses(pool, scaled_out.grown) == before
+    assert balancer_site(pool, scaled_out.grown) == before
 
 
 # --- Scale in -------------------------------------------------------------------------------------
