@@ -12,8 +12,10 @@ INVENTORY ?= inventory/lab
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-# Debian packages for the lab (debootstrap, nspawn, proxy, port forwarding) and the app's tests.
+# Debian packages for the lab (debootstrap, nspawn, proxy, port forwarding), the app's tests, and
+# python3-apt (tests/unit/test_packages_installed.py runs the apt module on this machine).
 APT_PACKAGES := debootstrap systemd-container tinyproxy socat iproute2 openssh-client chromium \
+	python3-apt \
 	$(shell cat app/apt-packages.txt 2>/dev/null)
 REQUIREMENTS := requirements.txt app/requirements.txt app/requirements-test.txt
 CLUSTER_TESTS := $(wildcard tests/converge tests/infra tests/e2e)
