@@ -22,23 +22,33 @@ from typing import Any
 from ansible.errors import AnsibleActionFail  # type: ignore[import-untyped]
 from ansible.plugins.action import ActionBase  # type: ignore[import-untyped]
 
-DPKG_QUERY = ["dpkg-query", "--show", "--showformat=${db:Status-Status}\\n"]
+DPKG_QUERY = ["dpkg-query", "--show", "--showformat=${Package}\\t${db:Status-Status}\\n"]
 
 
 def wanted_names(name: Any) -> list[str]:
-    """The task's `name` as a list of packages (apt takes a list or a comma-separated string)."""
+    """The task's `name` as a list of packages (apt takes a list or a comma-separated string),
+    each once."""
     items = name if isinstance(name, list) else str(name or "").split(",")
-    return [str(item).strip() for item in items if str(item).strip()]
+    return list(dict.fromkeys(str(item).strip() for item in items if str(item).strip()))
 
 
 def all_installed(rc: int, stdout: str, wanted: list[str]) -> bool:
     """Whether dpkg's answer lists each wanted package as installed.
 
-    rc 1: dpkg knows some package not at all. One status line per package it knows; any other
-    status (config-files, half-installed, ...) means apt has work to do.
+    One "name<TAB>status" line per package dpkg knows (two for a package of two architectures);
+    rc 1 when it knows some package not at all. Any status but installed (config-files,
+    half-installed, ...) means apt has work to do. A name dpkg does not take as a package (a
+    version pin foo=1.2, a release foo/trixie, a virtual package) is never answered here: apt
+    decides those, every run.
     """
-    statuses = stdout.splitlines()
-    return rc == 0 and len(statuses) == len(wanted) and all(s == "installed" for s in statuses)
+    if rc != 0:
+        return False
+    installed = set()
+    for line in stdout.splitlines():
+        package, _, status = line.partition("\t")
+        if status == "installed":
+            installed.add(package)
+    return all(name.split(":", 1)[0] in installed for name in wanted)
 
 
 class ActionModule(ActionBase):  # type: ignore[misc]
@@ -54,7 +64,8 @@ class ActionModule(ActionBase):  # type: ignore[misc]
             )
         wanted = wanted_names(args.get("name"))
         if not wanted:
-            raise AnsibleActionFail("packages_installed needs `name`: the packages to install")
+            result.update(changed=False, msg="no packages to install")
+            return result
         # A read, run in check mode too (the command module would skip itself there).
         query = self._low_level_execute_command(shlex.join(DPKG_QUERY + wanted))
         if all_installed(query["rc"], query.get("stdout", ""), wanted):

@@ -28,13 +28,16 @@ action = load("plugins/action/packages_installed.py")
 @pytest.mark.parametrize(
     ("rc", "stdout", "wanted", "expected"),
     [
-        (0, "installed\ninstalled\n", ["a", "b"], True),
+        (0, "a\tinstalled\nb\tinstalled\n", ["a", "b"], True),
         # Removed with its configuration kept: dpkg knows it, apt must install it again.
-        (0, "installed\nconfig-files\n", ["a", "b"], False),
-        (0, "half-configured\n", ["a"], False),
+        (0, "a\tinstalled\nb\tconfig-files\n", ["a", "b"], False),
+        (0, "a\thalf-configured\n", ["a"], False),
         # dpkg knows one of them not at all (rc 1, no line for it).
-        (1, "installed\n", ["a", "b"], False),
-        (0, "installed\n", ["a", "b"], False),
+        (1, "a\tinstalled\n", ["a", "b"], False),
+        # Two architectures of one package: two lines, one name.
+        (0, "a\tinstalled\na\tinstalled\n", ["a"], True),
+        (0, "a\tinstalled\n", ["a:amd64"], True),
+        (0, "a\tinstalled\n", ["a", "b"], False),
     ],
 )
 def test_only_every_package_installed_skips_apt(
@@ -43,8 +46,8 @@ def test_only_every_package_installed_skips_apt(
     assert action.all_installed(rc, stdout, wanted) is expected
 
 
-def test_names_come_as_a_list_or_a_comma_separated_string() -> None:
-    assert action.wanted_names(["a", " b "]) == ["a", "b"]
+def test_names_come_as_a_list_or_a_comma_separated_string_each_once() -> None:
+    assert action.wanted_names(["a", " b ", "a"]) == ["a", "b"]
     assert action.wanted_names("a, b,") == ["a", "b"]
     assert action.wanted_names(None) == []
 
@@ -84,9 +87,14 @@ def run_task(tmp_path: Path, args: dict[str, object]) -> dict[str, object]:
 
 
 def test_installed_packages_are_answered_by_dpkg_alone(tmp_path: Path) -> None:
-    result = run_task(tmp_path, {"name": ["dpkg", "coreutils"], "cache_valid_time": 3600})
+    result = run_task(tmp_path, {"name": ["dpkg", "coreutils", "dpkg"], "cache_valid_time": 3600})
     assert result["changed"] is False and not result.get("failed")
     assert result["msg"] == "installed already (dpkg): dpkg, coreutils"
+
+
+def test_no_packages_is_nothing_to_do(tmp_path: Path) -> None:
+    result = run_task(tmp_path, {"name": []})
+    assert result["changed"] is False and not result.get("failed")
 
 
 def test_a_package_dpkg_does_not_know_goes_to_apt(tmp_path: Path) -> None:
@@ -104,6 +112,7 @@ def test_other_states_are_refused_with_what_to_use_instead(tmp_path: Path) -> No
 
 # Roles whose packages playbooks/packages.yml leaves to their own play, and why.
 LEFT_TO_THEIR_PLAY = {
+    "django_was": "including the role runs its dependency, the whole firewall role",
     "autoscaler": "three small packages on one host, and only with a pool of standby hosts",
 }
 
@@ -140,6 +149,8 @@ def test_roles_install_packages_through_dpkg_first() -> None:
     for path in sorted(REPO.glob("roles/*/tasks/*.yml")):
         text = path.read_text()
         for block in text.split("\n- name: "):
-            if "ansible.builtin.apt:" in block and "state: absent" not in block:
+            if re.search(r"(?m)^\s+(ansible\.builtin\.)?apt:", block) and not re.search(
+                r"(?m)^\s+state: absent", block
+            ):
                 offenders.append(f"{path.relative_to(REPO)}: {block.splitlines()[0]}")
     assert offenders == []
