@@ -22,7 +22,11 @@ from typing import Any
 from ansible.errors import AnsibleActionFail  # type: ignore[import-untyped]
 from ansible.plugins.action import ActionBase  # type: ignore[import-untyped]
 
-DPKG_QUERY = ["dpkg-query", "--show", "--showformat=${Package}\\t${db:Status-Status}\\n"]
+DPKG_QUERY = [
+    "dpkg-query",
+    "--show",
+    "--showformat=${Package}:${Architecture}\\t${db:Status-Status}\\n",
+]
 
 
 def wanted_names(name: Any) -> list[str]:
@@ -35,11 +39,11 @@ def wanted_names(name: Any) -> list[str]:
 def all_installed(rc: int, stdout: str, wanted: list[str]) -> bool:
     """Whether dpkg's answer lists each wanted package as installed.
 
-    One "name<TAB>status" line per package dpkg knows (two for a package of two architectures);
-    rc 1 when it knows some package not at all. Any status but installed (config-files,
-    half-installed, ...) means apt has work to do. A name dpkg does not take as a package (a
-    version pin foo=1.2, a release foo/trixie, a virtual package) is never answered here: apt
-    decides those, every run.
+    One "name:architecture<TAB>status" line per package dpkg knows (one per architecture); rc 1
+    when it knows some package not at all. Any status but installed (config-files,
+    half-installed, ...) means apt has work to do. A name with an architecture (foo:i386) needs
+    that one. A name dpkg does not take as a package (a version pin foo=1.2, a release
+    foo/trixie, a virtual package) is never answered here: apt decides those, every run.
     """
     if rc != 0:
         return False
@@ -47,8 +51,9 @@ def all_installed(rc: int, stdout: str, wanted: list[str]) -> bool:
     for line in stdout.splitlines():
         package, _, status = line.partition("\t")
         if status == "installed":
-            installed.add(package)
-    return all(name.split(":", 1)[0] in installed for name in wanted)
+            name, _, architecture = package.partition(":")
+            installed.update({name, package, f"{name}:any"})
+    return all(name in installed for name in wanted)
 
 
 class ActionModule(ActionBase):  # type: ignore[misc]
@@ -62,7 +67,12 @@ class ActionModule(ActionBase):  # type: ignore[misc]
                 f"packages_installed installs packages only (state: present), not state "
                 f"{args['state']!r}: use ansible.builtin.apt for that"
             )
-        wanted = wanted_names(args.get("name"))
+        if "name" not in args:
+            raise AnsibleActionFail(
+                "packages_installed needs `name`, the packages to install (for deb, upgrade or "
+                "update_cache alone, use ansible.builtin.apt)"
+            )
+        wanted = wanted_names(args["name"])
         if not wanted:
             result.update(changed=False, msg="no packages to install")
             return result

@@ -297,6 +297,9 @@ def test_a_wired_secret_is_refused_without_showing_it(tmp_path: Path) -> None:
             ],
         ),
         ("{{ django_secret_key }}", ["django_secret_key"]),
+        # Read from Ansible's own variables only: nothing the inventory could set instead.
+        (WIRING["wheel_build_packages"], []),
+        (WIRING["wheel_build_controller_dir"], []),
     ],
 )
 def test_wiring_sources_are_read_from_the_template(template: str, sources: list[str]) -> None:

@@ -28,16 +28,17 @@ action = load("plugins/action/packages_installed.py")
 @pytest.mark.parametrize(
     ("rc", "stdout", "wanted", "expected"),
     [
-        (0, "a\tinstalled\nb\tinstalled\n", ["a", "b"], True),
+        (0, "a:amd64\tinstalled\nb:all\tinstalled\n", ["a", "b"], True),
         # Removed with its configuration kept: dpkg knows it, apt must install it again.
-        (0, "a\tinstalled\nb\tconfig-files\n", ["a", "b"], False),
-        (0, "a\thalf-configured\n", ["a"], False),
+        (0, "a:amd64\tinstalled\nb:all\tconfig-files\n", ["a", "b"], False),
+        (0, "a:amd64\thalf-configured\n", ["a"], False),
         # dpkg knows one of them not at all (rc 1, no line for it).
-        (1, "a\tinstalled\n", ["a", "b"], False),
-        # Two architectures of one package: two lines, one name.
-        (0, "a\tinstalled\na\tinstalled\n", ["a"], True),
-        (0, "a\tinstalled\n", ["a:amd64"], True),
-        (0, "a\tinstalled\n", ["a", "b"], False),
+        (1, "a:amd64\tinstalled\n", ["a", "b"], False),
+        (0, "a:amd64\tinstalled\n", ["a", "b"], False),
+        # Two architectures of one package: one line each; a name with one needs that one.
+        (0, "a:amd64\tinstalled\na:i386\tinstalled\n", ["a"], True),
+        (0, "a:amd64\tinstalled\n", ["a:amd64"], True),
+        (0, "a:amd64\tinstalled\na:i386\tconfig-files\n", ["a:i386"], False),
     ],
 )
 def test_only_every_package_installed_skips_apt(
@@ -102,6 +103,12 @@ def test_a_package_dpkg_does_not_know_goes_to_apt(tmp_path: Path) -> None:
     result = run_task(tmp_path, {"name": ["dpkg", "no-such-package-anywhere"]})
     assert result["failed"] is True
     assert "No package matching 'no-such-package-anywhere'" in str(result["msg"])
+
+
+def test_no_name_is_refused_with_what_to_use_instead(tmp_path: Path) -> None:
+    result = run_task(tmp_path, {"update_cache": True})
+    assert result["failed"] is True
+    assert "needs `name`" in str(result["msg"])
 
 
 def test_other_states_are_refused_with_what_to_use_instead(tmp_path: Path) -> None:

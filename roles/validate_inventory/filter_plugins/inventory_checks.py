@@ -83,6 +83,10 @@ NAME = re.compile(r"([|.]\s*)?\b([A-Za-z_]\w*)\b(\s*\()?")
 JINJA_WORDS = frozenset(
     {"and", "or", "not", "in", "is", "if", "else", "for", "loop", "true", "false", "none"}
 )
+# Variables Ansible itself sets: a wiring template may read them, but no inventory can set them.
+ANSIBLE_OWN = frozenset(
+    {"playbook_dir", "inventory_dir", "groups", "hostvars", "inventory_hostname", "group_names"}
+)
 
 
 class Unreadable(Exception):
@@ -317,7 +321,7 @@ def wired_sources(template: Any) -> list[str]:
     for expression in TEMPLATE.findall(str(template)):
         for match in NAME.finditer(QUOTED.sub("''", expression)):
             before, name, call = match.groups()
-            if before or call or name.lower() in JINJA_WORDS:
+            if before or call or name.lower() in JINJA_WORDS or name in ANSIBLE_OWN:
                 continue
             names.append(name)
     names = list(dict.fromkeys(names))
