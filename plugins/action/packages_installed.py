@@ -51,8 +51,7 @@ def all_installed(rc: int, stdout: str, wanted: list[str]) -> bool:
     for line in stdout.splitlines():
         package, _, status = line.partition("\t")
         if status == "installed":
-            name, _, architecture = package.partition(":")
-            installed.update({name, package, f"{name}:any"})
+            installed.update({package, package.partition(":")[0]})
     return all(name in installed for name in wanted)
 
 
