@@ -53,8 +53,32 @@ def test_names_come_as_a_list_or_a_comma_separated_string_each_once() -> None:
     assert action.wanted_names(None) == []
 
 
-def run_task(tmp_path: Path, args: dict[str, object]) -> dict[str, object]:
-    """One packages_installed task in check mode on this machine; its registered result."""
+def test_deferred_tasks_merge_into_one_apt_run_per_set_of_options() -> None:
+    runs = action.merged_runs(
+        [
+            {"name": ["nftables"], "state": "present", "cache_valid_time": 3600},
+            {"name": "prometheus-node-exporter", "install_recommends": False},
+            {"name": ["mariadb-server", "nftables"], "update_cache": True, "cache_valid_time": 600},
+            {"name": ["prometheus"], "install_recommends": False, "cache_valid_time": 3600},
+        ]
+    )
+    assert runs == [
+        {
+            "name": ["nftables", "mariadb-server"],
+            "cache_valid_time": 600,
+            "update_cache": True,
+        },
+        {
+            "name": ["prometheus-node-exporter", "prometheus"],
+            "install_recommends": False,
+            "cache_valid_time": 3600,
+        },
+    ]
+    assert action.merged_runs([]) == []
+
+
+def run_play(tmp_path: Path, tasks: str, keep: str, play_vars: str = "{}") -> dict[str, object]:
+    """The tasks in check mode on this machine, then `keep` (a Jinja expression) as JSON."""
     play = tmp_path / "play.yml"
     out = tmp_path / "result.json"
     play.write_text(
@@ -62,14 +86,12 @@ def run_task(tmp_path: Path, args: dict[str, object]) -> dict[str, object]:
 - hosts: localhost
   connection: local
   gather_facts: false
+  vars: {play_vars}
   tasks:
-    - name: The task under test
-      packages_installed: {json.dumps(args)}
-      register: result
-      ignore_errors: true
-    - name: Keep its result
+{tasks}
+    - name: Keep the outcome
       ansible.builtin.copy:
-        content: "{{{{ result | to_json }}}}"
+        content: "{{{{ {keep} | to_json }}}}"
         dest: {out}
       check_mode: false
 """
@@ -85,6 +107,78 @@ def run_task(tmp_path: Path, args: dict[str, object]) -> dict[str, object]:
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return dict(json.loads(out.read_text()))
+
+
+def run_task(tmp_path: Path, args: dict[str, object]) -> dict[str, object]:
+    """One packages_installed task; its registered result."""
+    task = f"""\
+    - name: The task under test
+      packages_installed: {json.dumps(args)}
+      register: result
+      ignore_errors: true
+"""
+    return run_play(tmp_path, task, "result")
+
+
+def run_deferred(tmp_path: Path, tasks: list[dict[str, object]]) -> dict[str, object]:
+    """Tasks deferred as playbooks/packages.yml defers them, then its `deferred: install` task;
+    that task's result, and the fact after it."""
+    deferred = "".join(
+        f"    - name: Deferred task {n}\n      packages_installed: {json.dumps(args)}\n"
+        for n, args in enumerate(tasks)
+    )
+    play_tasks = f"""\
+    - name: None deferred yet (the fact cache may hold some)
+      packages_installed:
+        deferred: forget
+{deferred}
+    - name: Every deferred task at once
+      packages_installed:
+        deferred: install
+      register: result
+"""
+    keep = "{'result': result, 'after': ansible_facts.packages_installed_deferred}"
+    return run_play(tmp_path, play_tasks, keep, "{packages_installed_defer: true}")
+
+
+def test_deferred_tasks_install_nothing_until_the_play_installs_them_together(
+    tmp_path: Path,
+) -> None:
+    """Three tasks, two sets of options: two runs, each answered by dpkg, and the fact emptied.
+    What an earlier run left deferred (the test below leaves a package) is forgotten first."""
+    outcome = run_deferred(
+        tmp_path,
+        [
+            {"name": ["dpkg"], "cache_valid_time": 3600},
+            {"name": ["coreutils"], "install_recommends": False},
+            {"name": ["dpkg", "bash"], "update_cache": True},
+        ],
+    )
+    result = outcome["result"]
+    assert isinstance(result, dict)
+    assert result["changed"] is False and not result.get("failed")
+    assert [run["msg"] for run in result["runs"]] == [
+        "installed already (dpkg): dpkg, bash",
+        "installed already (dpkg): coreutils",
+    ]
+    assert result["msg"] == "3 deferred task(s) installed in 2 apt run(s)"
+    assert outcome["after"] == []
+
+
+def test_a_deferred_package_apt_cannot_find_fails_the_install_task(tmp_path: Path) -> None:
+    play_failed = False
+    try:
+        run_deferred(tmp_path, [{"name": ["dpkg", "no-such-package-anywhere"]}])
+    except AssertionError as failure:
+        play_failed = "No package matching 'no-such-package-anywhere'" in str(failure)
+    assert play_failed
+
+
+def test_deferred_takes_forget_or_install_and_nothing_else(tmp_path: Path) -> None:
+    result = run_task(tmp_path, {"deferred": "install", "name": "dpkg"})
+    assert result["failed"] is True
+    assert "`deferred: forget` or `deferred: install` and nothing else" in str(result["msg"])
+    assert "and name" in str(result["msg"])
 
 
 def test_installed_packages_are_answered_by_dpkg_alone(tmp_path: Path) -> None:
