@@ -230,9 +230,18 @@ def installer_round(cfg: Path, label: str) -> None:
     # The added WAS stays: the next round starts with `lab down`, and so does main()'s end.
 
 
+def busy_core_seconds() -> float:
+    """CPU time this machine has spent working since boot (user, nice, system, irq, softirq),
+    in core-seconds: the lab's hosts and the controller share it."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq = (int(f) for f in fields[:7])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
 def scaling_round() -> None:
     """A fresh converge of a lab with each of WAS_COUNTS application servers (the inventory's
-    other hosts as they are): how the converge grows with the WAS tier."""
+    other hosts as they are): how the converge grows with the WAS tier, in seconds and in the
+    machine's busy core-seconds (what every extra WAS costs the hosts and the controller)."""
     for count in WAS_COUNTS:
         extra = count - len(groups().get("was", []))
         if extra < 0:
@@ -243,14 +252,32 @@ def scaling_round() -> None:
             lab("down", inventory=grown)
             shutil.rmtree(REPO / ".cache/ansible-facts", ignore_errors=True)
             lab("up", inventory=grown)
+            busy = busy_core_seconds()
             record(f"scaling.fresh_{count}was", converge(grown, SHIPPED_CFG).seconds)
+            record(f"scaling.core_s_{count}was", busy_core_seconds() - busy)
             lab("down", inventory=grown)
 
 
 def seconds_per_extra_was() -> float | None:
     """The least-squares slope of fresh converge seconds over the WAS count (None under two
     counts measured)."""
-    points = [(n, median(f"scaling.fresh_{n}was")) for n in WAS_COUNTS]
+    return slope_over_was_count("fresh")
+
+
+def core_seconds_per_extra_was() -> float | None:
+    """The same slope of the machine's busy core-seconds during each converge."""
+    return slope_over_was_count("core_s")
+
+
+def two_core_floor_per_extra_was() -> float | None:
+    """Seconds an extra WAS must add on this machine's two cores when its core-seconds are
+    all spent in parallel: the floor under seconds_per_extra_was here."""
+    cost = core_seconds_per_extra_was()
+    return None if cost is None else cost / (os.cpu_count() or 1)
+
+
+def slope_over_was_count(what: str) -> float | None:
+    points = [(n, median(f"scaling.{what}_{n}was")) for n in WAS_COUNTS]
     measured = [(float(n), s) for n, s in points if s is not None]
     if len(measured) < 2:
         return None
@@ -765,6 +792,10 @@ ROWS = [
     ("stock settings: no-op `site.yml` (s)", "stock.site_noop"),
     ("stock settings: add one WAS (s)", "stock.add_was"),
     *((f"fresh `site.yml` with {n} WAS (s)", f"scaling.fresh_{n}was") for n in WAS_COUNTS),
+    *(
+        (f"  the machine's busy core-seconds, fresh with {n} WAS", f"scaling.core_s_{n}was")
+        for n in WAS_COUNTS
+    ),
     ("Cluster (wrk -t2 -c8, GET /guestbook/)", None),
     ("balancer, 2 WAS: requests/s", "cluster.balancer_2was.rps"),
     (
@@ -940,9 +971,19 @@ TARGETS = [
 
 
 def target_lines() -> list[str]:
-    """The targets table of docs/benchmarks.md: each target, its bound, this run's figure."""
+    """The targets table of docs/benchmarks.md: each target, its bound, this run's figure; then
+    what an extra WAS costs this machine, where the scaling round measured it."""
     lines = ["| target | bound | figure (median) | |", "| --- | --- | --- | --- |"]
-    return lines + [target.row() for target in TARGETS]
+    lines += [target.row() for target in TARGETS]
+    cost, floor = core_seconds_per_extra_was(), two_core_floor_per_extra_was()
+    if cost is not None and floor is not None:
+        lines += [
+            "",
+            f"Each extra WAS cost this machine {fmt(cost)} busy core-seconds (its host and the "
+            f"controller): on its {os.cpu_count()} cores an extra WAS adds at least "
+            f"{fmt(floor)} s to a fresh converge, however well the work overlaps.",
+        ]
+    return lines
 
 
 def fmt(value: float) -> str:

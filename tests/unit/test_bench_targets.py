@@ -72,6 +72,18 @@ def test_seconds_per_extra_was_is_the_slope_over_the_counts_measured() -> None:
     assert row(what).endswith("**not met** |")
 
 
+def test_the_core_seconds_of_an_extra_was_and_their_floor_follow_the_targets() -> None:
+    assert not any("busy core-seconds" in line for line in bench.target_lines())
+    for count, core_s in ((2, 300.0), (4, 380.0), (8, 540.0)):
+        bench.raw[f"scaling.core_s_{count}was"] = [core_s]
+    assert bench.core_seconds_per_extra_was() == pytest.approx(40.0)
+    cores = bench.os.cpu_count()
+    assert bench.two_core_floor_per_extra_was() == pytest.approx(40.0 / cores)
+    line = next(line for line in bench.target_lines() if "busy core-seconds" in line)
+    assert line.startswith("Each extra WAS cost this machine 40.00 busy core-seconds")
+    assert f"on its {cores} cores an extra WAS adds at least {40.0 / cores:.2f} s" in line
+
+
 class FlakyHandler(http.server.BaseHTTPRequestHandler):
     """Every second GET fails with 502, as a request to a killed member would."""
 
