@@ -255,6 +255,7 @@ def scaling_round() -> None:
             busy = busy_core_seconds()
             record(f"scaling.fresh_{count}was", converge(grown, SHIPPED_CFG).seconds)
             record(f"scaling.core_s_{count}was", busy_core_seconds() - busy)
+            record("scaling.cores", os.cpu_count() or 1)
             lab("down", inventory=grown)
 
 
@@ -269,14 +270,16 @@ def core_seconds_per_extra_was() -> float | None:
     return slope_over_was_count("core_s")
 
 
-def two_core_floor_per_extra_was() -> float | None:
-    """Seconds an extra WAS must add on this machine's two cores when its core-seconds are
-    all spent in parallel: the floor under seconds_per_extra_was here."""
-    cost = core_seconds_per_extra_was()
-    return None if cost is None else cost / (os.cpu_count() or 1)
+def floor_per_extra_was() -> float | None:
+    """Seconds an extra WAS adds once the cores are saturated: its core-seconds over the cores
+    of the machine that measured them (less is possible only while cores sit idle)."""
+    cost, cores = core_seconds_per_extra_was(), median("scaling.cores")
+    return None if cost is None or not cores else cost / cores
 
 
 def slope_over_was_count(what: str) -> float | None:
+    """The least-squares slope of scaling.<what>_<n>was over the WAS counts n (None under two
+    counts measured)."""
     points = [(n, median(f"scaling.{what}_{n}was")) for n in WAS_COUNTS]
     measured = [(float(n), s) for n, s in points if s is not None]
     if len(measured) < 2:
@@ -975,13 +978,14 @@ def target_lines() -> list[str]:
     what an extra WAS costs this machine, where the scaling round measured it."""
     lines = ["| target | bound | figure (median) | |", "| --- | --- | --- | --- |"]
     lines += [target.row() for target in TARGETS]
-    cost, floor = core_seconds_per_extra_was(), two_core_floor_per_extra_was()
+    cost, floor = core_seconds_per_extra_was(), floor_per_extra_was()
     if cost is not None and floor is not None:
         lines += [
             "",
-            f"Each extra WAS cost this machine {fmt(cost)} busy core-seconds (its host and the "
-            f"controller): on its {os.cpu_count()} cores an extra WAS adds at least "
-            f"{fmt(floor)} s to a fresh converge, however well the work overlaps.",
+            f"Each extra WAS cost this machine {fmt(cost)} busy core-seconds (its host, the "
+            "controller, and anything else the machine ran meanwhile): once its "
+            f"{median('scaling.cores'):.0f} cores are saturated, that adds {fmt(floor)} s to a "
+            "fresh converge.",
         ]
     return lines
 

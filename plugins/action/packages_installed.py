@@ -14,23 +14,29 @@ configuration kept), the apt module runs with the arguments as given: its result
 and its diff are this task's.
 
 Deferred, for a play that installs every role's packages at once (playbooks/packages.yml): with
-the variable `packages_installed_defer` true, a task installs nothing. It adds its arguments to
-the host's `packages_installed_deferred` fact; the play's last task installs them all:
+the variable `packages_installed_defer` true, a task installs nothing. It adds its name and
+arguments to the host's `packages_installed_deferred` fact, and a later task installs them all:
 
-    - name: Start with no packages deferred
+    - name: Ensure no packages are deferred yet
       packages_installed:
         deferred: forget
-    ...  (tasks deferred: packages_installed with packages_installed_defer true)
-    - name: Install what the roles want, one apt run per set of options
+    ...  (the roles' tasks, deferred: packages_installed_defer is true)
+    - name: Ensure every deferred package is installed
       packages_installed:
         deferred: install
 
 `deferred: install` merges the deferred tasks into one apt run per set of options
-(install_recommends, ...): the names together, update_cache if any task asked, the shortest
-cache_valid_time. Each apt run costs a host about 1.3 core-seconds before it installs anything
+(install_recommends, ...), in the order the tasks came: the names together, update_cache if any
+task asked, the shortest cache_valid_time (0, refresh always, for a task with update_cache and no
+cache_valid_time). Each apt run costs a host about 1.3 core-seconds before it installs anything
 (apt's cache opened twice, dpkg's triggers run again), so a host whose roles want packages from
-five tasks saves about four runs. The fact cache keeps facts across runs, so the play first
-forgets what a run stopped before its install left there.
+five tasks saves about four runs. A package that two runs would both pull in comes with the
+first run's options. apt's diff and warnings are the task's; a failed run names the tasks whose
+packages it held. The fact cache keeps facts across runs, so the play first forgets what a run
+stopped before its install left there.
+
+A task that runs elsewhere or once for many hosts (delegate_to, run_once) is never deferred: its
+packages belong to another host than the fact would.
 """
 
 from __future__ import annotations
@@ -82,19 +88,30 @@ DEFERRED_FACT = "packages_installed_deferred"
 MERGED_OPTIONS = ("name", "state", "update_cache", "cache_valid_time")
 
 
+def refresh_age(args: dict[str, Any]) -> int | None:
+    """How old apt's lists may be before this task refreshes them; None if it never does (apt:
+    cache_valid_time implies update_cache, and update_cache alone refreshes every time)."""
+    if "cache_valid_time" in args:
+        return int(args["cache_valid_time"])
+    return 0 if args.get("update_cache") else None
+
+
 def merged_runs(deferred: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The deferred tasks' arguments as one apt run per set of other options, in first-seen
-    order: their names each once, update_cache if any asked, the shortest cache_valid_time."""
+    """The deferred tasks ({"task": its name, "args": its arguments}) as one apt run per set of
+    other options, in first-seen order: their names each once, the lists refreshed at the
+    shortest age any asked for, and the tasks that wanted the run."""
     runs: dict[str, dict[str, Any]] = {}
-    for args in deferred:
+    for entry in deferred:
+        args = entry["args"]
         options = {k: v for k, v in args.items() if k not in MERGED_OPTIONS}
-        run = runs.setdefault(json.dumps(options, sort_keys=True), {**options, "name": []})
-        run["name"] = wanted_names(run["name"] + wanted_names(args.get("name")))
-        if args.get("update_cache"):
-            run["update_cache"] = True
-        if "cache_valid_time" in args:
-            given = int(args["cache_valid_time"])
-            run["cache_valid_time"] = min(given, run.get("cache_valid_time", given))
+        key = json.dumps(options, sort_keys=True)
+        run = runs.setdefault(key, {"args": {**options, "name": []}, "tasks": []})
+        run["args"]["name"] = wanted_names(run["args"]["name"] + wanted_names(args.get("name")))
+        run["tasks"].append(entry["task"])
+        age = refresh_age(args)
+        if age is not None:
+            known = run["args"].get("cache_valid_time", age)
+            run["args"].update(update_cache=True, cache_valid_time=min(age, known))
     return list(runs.values())
 
 
@@ -121,16 +138,23 @@ class ActionModule(ActionBase):  # type: ignore[misc]
         if not wanted:
             result.update(changed=False, msg="no packages to install")
             return result
-        if boolean(self._templar.template(task_vars.get(DEFER_VAR, False)), strict=False):
-            deferred = list(task_vars.get("ansible_facts", {}).get(DEFERRED_FACT) or [])
+        if self.defers(task_vars):
+            held = list(task_vars.get("ansible_facts", {}).get(DEFERRED_FACT) or [])
+            entry = {"task": self._task.get_name(), "args": args}
             result.update(
                 changed=False,
                 msg=f"deferred to the play's install (deferred: install): {', '.join(wanted)}",
-                ansible_facts={DEFERRED_FACT: deferred + [args]},
+                ansible_facts={DEFERRED_FACT: held + [entry]},
             )
             return result
         result.update(self.install(args, wanted, task_vars))
         return result
+
+    def defers(self, task_vars: dict[str, Any]) -> bool:
+        """Whether this task only adds itself to the host's deferred list."""
+        if self._task.delegate_to or self._task.run_once:
+            return False
+        return bool(boolean(self._templar.template(task_vars.get(DEFER_VAR, False)), strict=False))
 
     def install(
         self, args: dict[str, Any], wanted: list[str], task_vars: dict[str, Any]
@@ -159,29 +183,37 @@ class ActionModule(ActionBase):  # type: ignore[misc]
                 + (f", and {', '.join(sorted(args))}" if args else "")
                 + "): the deferred tasks carry the packages and options"
             )
-        deferred = task_vars.get("ansible_facts", {}).get(DEFERRED_FACT) or []
+        held = task_vars.get("ansible_facts", {}).get(DEFERRED_FACT) or []
         if what == "forget":
             result.update(
                 changed=False,
-                msg=f"forgot {len(deferred)} deferred task(s)",
+                msg=f"forgot {len(held)} deferred task(s)",
                 ansible_facts={DEFERRED_FACT: []},
             )
             return result
         runs = []
-        for run in merged_runs(deferred):
-            outcome = self.install(run, run["name"], task_vars)
-            runs.append({"name": run["name"], **outcome})
+        for run in merged_runs(held):
+            outcome = self.install(run["args"], run["args"]["name"], task_vars)
+            runs.append({"name": run["args"]["name"], "tasks": run["tasks"], **outcome})
+            # apt's diff and warnings, as a single apt task would show them.
+            if outcome.get("diff"):
+                result.setdefault("diff", []).append(outcome["diff"])
+            if outcome.get("warnings"):
+                result.setdefault("warnings", []).extend(outcome["warnings"])
             if outcome.get("failed"):
                 result.update(
                     failed=True,
                     runs=runs,
-                    msg=f"installing {', '.join(run['name'])} failed: {outcome.get('msg', '')}",
+                    msg=(
+                        f"installing {', '.join(run['args']['name'])} (deferred by "
+                        f"{'; '.join(run['tasks'])}) failed: {outcome.get('msg', '')}"
+                    ),
                 )
                 return result
         result.update(
             changed=any(run.get("changed") for run in runs),
             runs=runs,
-            msg=f"{len(deferred)} deferred task(s) installed in {len(runs)} apt run(s)",
+            msg=f"{len(held)} deferred task(s) installed in {len(runs)} apt run(s)",
             ansible_facts={DEFERRED_FACT: []},
         )
         return result

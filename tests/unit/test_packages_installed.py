@@ -53,28 +53,51 @@ def test_names_come_as_a_list_or_a_comma_separated_string_each_once() -> None:
     assert action.wanted_names(None) == []
 
 
+def deferred(*args_of_each_task: dict[str, object]) -> list[dict[str, object]]:
+    """The deferred list as the action keeps it: each task's name and arguments."""
+    return [{"task": f"task {n}", "args": args} for n, args in enumerate(args_of_each_task)]
+
+
 def test_deferred_tasks_merge_into_one_apt_run_per_set_of_options() -> None:
     runs = action.merged_runs(
-        [
+        deferred(
             {"name": ["nftables"], "state": "present", "cache_valid_time": 3600},
             {"name": "prometheus-node-exporter", "install_recommends": False},
             {"name": ["mariadb-server", "nftables"], "update_cache": True, "cache_valid_time": 600},
             {"name": ["prometheus"], "install_recommends": False, "cache_valid_time": 3600},
-        ]
+        )
     )
     assert runs == [
         {
-            "name": ["nftables", "mariadb-server"],
-            "cache_valid_time": 600,
-            "update_cache": True,
+            "args": {
+                "name": ["nftables", "mariadb-server"],
+                "update_cache": True,
+                "cache_valid_time": 600,
+            },
+            "tasks": ["task 0", "task 2"],
         },
         {
-            "name": ["prometheus-node-exporter", "prometheus"],
-            "install_recommends": False,
-            "cache_valid_time": 3600,
+            "args": {
+                "name": ["prometheus-node-exporter", "prometheus"],
+                "install_recommends": False,
+                "update_cache": True,
+                "cache_valid_time": 3600,
+            },
+            "tasks": ["task 1", "task 3"],
         },
     ]
     assert action.merged_runs([]) == []
+
+
+def test_update_cache_alone_refreshes_every_time_and_wins_the_merge() -> None:
+    """apt refreshes its lists on every run for update_cache without cache_valid_time (0)."""
+    runs = action.merged_runs(
+        deferred({"name": "a", "cache_valid_time": 3600}, {"name": "b", "update_cache": True})
+    )
+    assert runs[0]["args"] == {"name": ["a", "b"], "update_cache": True, "cache_valid_time": 0}
+    # A task that never refreshes leaves the run's refresh to the others.
+    runs = action.merged_runs(deferred({"name": "a"}, {"name": "b"}))
+    assert runs[0]["args"] == {"name": ["a", "b"]}
 
 
 def run_play(tmp_path: Path, tasks: str, keep: str, play_vars: str = "{}") -> dict[str, object]:
@@ -101,7 +124,13 @@ def run_play(tmp_path: Path, tasks: str, keep: str, play_vars: str = "{}") -> di
         + ["-e", "ansible_python_interpreter=/usr/bin/python3"],
         capture_output=True,
         text=True,
-        env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")},
+        env={
+            **os.environ,
+            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+            # The test's own fact cache: what one play leaves there, the next play of the test
+            # finds, and nothing of the repository's cache comes in.
+            "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(tmp_path / "facts"),
+        },
         check=False,
         timeout=120,
     )
@@ -120,32 +149,33 @@ def run_task(tmp_path: Path, args: dict[str, object]) -> dict[str, object]:
     return run_play(tmp_path, task, "result")
 
 
-def run_deferred(tmp_path: Path, tasks: list[dict[str, object]]) -> dict[str, object]:
-    """Tasks deferred as playbooks/packages.yml defers them, then its `deferred: install` task;
-    that task's result, and the fact after it."""
-    deferred = "".join(
-        f"    - name: Deferred task {n}\n      packages_installed: {json.dumps(args)}\n"
-        for n, args in enumerate(tasks)
+def run_deferred(
+    tmp_path: Path, tasks: list[dict[str, object]], forget: bool = True, install: bool = True
+) -> dict[str, object]:
+    """Tasks deferred as playbooks/packages.yml defers them, after its `deferred: forget` task
+    and before its `deferred: install` task (each unless told not to); that task's result, and
+    the fact after it."""
+    forget_task = "    - name: Forget\n      packages_installed: {deferred: forget}\n"
+    install_task = (
+        "    - name: Install\n      packages_installed: {deferred: install}\n"
+        "      register: result\n"
     )
-    play_tasks = f"""\
-    - name: None deferred yet (the fact cache may hold some)
-      packages_installed:
-        deferred: forget
-{deferred}
-    - name: Every deferred task at once
-      packages_installed:
-        deferred: install
-      register: result
-"""
-    keep = "{'result': result, 'after': ansible_facts.packages_installed_deferred}"
+    play_tasks = "".join(
+        [forget_task if forget else ""]
+        + [
+            f"    - name: Deferred task {n}\n      packages_installed: {json.dumps(args)}\n"
+            for n, args in enumerate(tasks)
+        ]
+        + [install_task if install else ""]
+    )
+    keep = "{'result': result | default({}), 'after': ansible_facts.packages_installed_deferred}"
     return run_play(tmp_path, play_tasks, keep, "{packages_installed_defer: true}")
 
 
 def test_deferred_tasks_install_nothing_until_the_play_installs_them_together(
     tmp_path: Path,
 ) -> None:
-    """Three tasks, two sets of options: two runs, each answered by dpkg, and the fact emptied.
-    What an earlier run left deferred (the test below leaves a package) is forgotten first."""
+    """Three tasks, two sets of options: two runs, each answered by dpkg, and the fact emptied."""
     outcome = run_deferred(
         tmp_path,
         [
@@ -161,17 +191,48 @@ def test_deferred_tasks_install_nothing_until_the_play_installs_them_together(
         "installed already (dpkg): dpkg, bash",
         "installed already (dpkg): coreutils",
     ]
+    assert [run["tasks"] for run in result["runs"]] == [
+        ["Deferred task 0", "Deferred task 2"],
+        ["Deferred task 1"],
+    ]
     assert result["msg"] == "3 deferred task(s) installed in 2 apt run(s)"
     assert outcome["after"] == []
 
 
-def test_a_deferred_package_apt_cannot_find_fails_the_install_task(tmp_path: Path) -> None:
-    play_failed = False
-    try:
-        run_deferred(tmp_path, [{"name": ["dpkg", "no-such-package-anywhere"]}])
-    except AssertionError as failure:
-        play_failed = "No package matching 'no-such-package-anywhere'" in str(failure)
-    assert play_failed
+def test_what_a_stopped_run_left_deferred_is_forgotten_not_installed(tmp_path: Path) -> None:
+    """A run that stopped before its install leaves its list in the fact cache. The next run
+    forgets it; without the forget task, its install would fail on the package left behind,
+    and say which task deferred it."""
+    left = run_deferred(tmp_path, [{"name": ["no-such-package-anywhere"]}], install=False)
+    assert left["after"] == [
+        {"task": "Deferred task 0", "args": {"name": ["no-such-package-anywhere"]}}
+    ]
+    again = run_deferred(tmp_path, [{"name": ["dpkg"]}])["result"]
+    assert isinstance(again, dict)
+    assert again["msg"] == "1 deferred task(s) installed in 1 apt run(s)"
+
+    run_deferred(tmp_path, [{"name": ["no-such-package-anywhere"]}], install=False)
+    with pytest.raises(AssertionError) as failed:
+        run_deferred(tmp_path, [{"name": ["dpkg"]}], forget=False)
+    assert (
+        "installing no-such-package-anywhere, dpkg (deferred by Deferred task 0; Deferred "
+        "task 0) failed: No package matching 'no-such-package-anywhere'" in str(failed.value)
+    )
+
+
+def test_a_task_run_once_is_never_deferred(tmp_path: Path) -> None:
+    """Its packages are for one host, the fact would go to every host of the play (delegate_to
+    is kept out the same way)."""
+    outcome = run_deferred(tmp_path, [{"name": ["dpkg"]}], install=False)  # the control: deferred
+    assert outcome["after"] != []
+    task = """\
+    - name: Once for the play
+      packages_installed: {name: [dpkg]}
+      run_once: true
+      register: result
+"""
+    once = run_play(tmp_path, task, "result", "{packages_installed_defer: true}")
+    assert once["msg"] == "installed already (dpkg): dpkg"
 
 
 def test_deferred_takes_forget_or_install_and_nothing_else(tmp_path: Path) -> None:
