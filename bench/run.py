@@ -255,8 +255,8 @@ def scaling_round() -> None:
             busy = busy_core_seconds()
             record(f"scaling.fresh_{count}was", converge(grown, SHIPPED_CFG).seconds)
             record(f"scaling.core_s_{count}was", busy_core_seconds() - busy)
-            record("scaling.cores", os.cpu_count() or 1)
             lab("down", inventory=grown)
+    record("scaling.cores", os.cpu_count() or 1)
 
 
 def seconds_per_extra_was() -> float | None:

@@ -88,6 +88,11 @@ DEFERRED_FACT = "packages_installed_deferred"
 MERGED_OPTIONS = ("name", "state", "update_cache", "cache_valid_time")
 
 
+def deferred_so_far(task_vars: dict[str, Any]) -> list[dict[str, Any]]:
+    """The host's deferred tasks, as its facts hold them now."""
+    return list(task_vars.get("ansible_facts", {}).get(DEFERRED_FACT) or [])
+
+
 def refresh_age(args: dict[str, Any]) -> int | None:
     """How old apt's lists may be before this task refreshes them; None if it never does (apt:
     cache_valid_time implies update_cache, and update_cache alone refreshes every time)."""
@@ -139,7 +144,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]
             result.update(changed=False, msg="no packages to install")
             return result
         if self.defers(task_vars):
-            held = list(task_vars.get("ansible_facts", {}).get(DEFERRED_FACT) or [])
+            held = deferred_so_far(task_vars)
             entry = {"task": self._task.get_name(), "args": args}
             result.update(
                 changed=False,
@@ -183,7 +188,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]
                 + (f", and {', '.join(sorted(args))}" if args else "")
                 + "): the deferred tasks carry the packages and options"
             )
-        held = task_vars.get("ansible_facts", {}).get(DEFERRED_FACT) or []
+        held = deferred_so_far(task_vars)
         if what == "forget":
             result.update(
                 changed=False,
