@@ -274,7 +274,6 @@ def test_other_states_are_refused_with_what_to_use_instead(tmp_path: Path) -> No
 
 # Roles whose packages playbooks/packages.yml leaves to their own play, and why.
 LEFT_TO_THEIR_PLAY = {
-    "django_was": "including the role runs its dependency, the whole firewall role",
     "autoscaler": "three small packages on one host, and only with a pool of standby hosts",
 }
 
