@@ -36,7 +36,10 @@ packages it held. The fact cache keeps facts across runs, so the play first forg
 stopped before its install left there.
 
 A task that runs elsewhere or once for many hosts (delegate_to, run_once) is never deferred: its
-packages belong to another host than the fact would.
+packages belong to another host than the fact would. Nor is a task with an `environment` (a
+proxy for apt, say): the merged run would not have it. Other keywords of a deferred task, such as
+`become`, are not carried over either: the install task's own apply, so in a play that defers,
+give them to the play, not to one task.
 """
 
 from __future__ import annotations
@@ -157,7 +160,8 @@ class ActionModule(ActionBase):  # type: ignore[misc]
 
     def defers(self, task_vars: dict[str, Any]) -> bool:
         """Whether this task only adds itself to the host's deferred list."""
-        if self._task.delegate_to or self._task.run_once:
+        # environment is a list of the task's and its blocks' dicts ([{}] when none is set).
+        if self._task.delegate_to or self._task.run_once or any(self._task.environment or []):
             return False
         return bool(boolean(self._templar.template(task_vars.get(DEFER_VAR, False)), strict=False))
 

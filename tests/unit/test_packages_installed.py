@@ -235,6 +235,18 @@ def test_a_task_run_once_is_never_deferred(tmp_path: Path) -> None:
     assert once["msg"] == "installed already (dpkg): dpkg"
 
 
+def test_a_task_with_an_environment_is_never_deferred(tmp_path: Path) -> None:
+    """The merged run would not have its environment (an apt proxy, for instance)."""
+    task = """\
+    - name: With an apt proxy of its own
+      packages_installed: {name: [dpkg]}
+      environment: {http_proxy: "http://127.0.0.1:9"}
+      register: result
+"""
+    proxied = run_play(tmp_path, task, "result", "{packages_installed_defer: true}")
+    assert proxied["msg"] == "installed already (dpkg): dpkg"
+
+
 def test_deferred_takes_forget_or_install_and_nothing_else(tmp_path: Path) -> None:
     result = run_task(tmp_path, {"deferred": "install", "name": "dpkg"})
     assert result["failed"] is True
