@@ -234,6 +234,15 @@ def notable_tasks(runner: ansible_runner.Runner) -> str:
     return "\n".join(lines) or "(no task changed or failed)"
 
 
+def roles_run(runner: ansible_runner.Runner) -> set[str]:
+    """The roles with at least one task that ran (ok or changed) on some host, not skipped."""
+    return {
+        event["event_data"].get("role", "")
+        for event in runner.events
+        if event.get("event") == "runner_on_ok"
+    } - {""}
+
+
 def changed_hosts(runner: ansible_runner.Runner) -> dict[str, int]:
     return {h: n for h, n in (runner.stats or {}).get("changed", {}).items() if n}
 
