@@ -235,12 +235,18 @@ def notable_tasks(runner: ansible_runner.Runner) -> str:
 
 
 def roles_run(runner: ansible_runner.Runner) -> set[str]:
-    """The roles with at least one task that ran (ok or changed) on some host, not skipped."""
+    """The roles with at least one task of their own that ran (ok or changed) on some host. The
+    argument check Ansible adds to a role runs under every tag, so it does not count."""
     return {
         event["event_data"].get("role", "")
         for event in runner.events
-        if event.get("event") == "runner_on_ok"
+        if event.get("event") == "runner_on_ok" and not _is_argument_check(event["event_data"])
     } - {""}
+
+
+def _is_argument_check(data: dict[str, Any]) -> bool:
+    action = data.get("resolved_action") or data.get("task_action") or ""
+    return action.rsplit(".", 1)[-1] == "validate_argument_spec"
 
 
 def changed_hosts(runner: ansible_runner.Runner) -> dict[str, int]:
