@@ -23,9 +23,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import ansible_runner
 import pytest
 import requests
-from cluster_support import changed_hosts, describe, run_playbook
+from cluster_support import changed_hosts, describe, group_hosts, run_playbook
 from drills import new_release_tree
 from e2e_support import Cluster, csrf_token, pinned, served_by, sign_up
 
@@ -141,10 +142,25 @@ def load(cluster: Cluster, username: str) -> Iterator[Seen]:
             future.result()
 
 
-def deploy(cluster: Cluster, workdir: Path, extravars: str) -> dict[str, int]:
-    runner = run_playbook("playbooks/deploy.yml", cluster.inventory, workdir, cmdline=extravars)
+def deploy(cluster: Cluster, workdir: Path, cmdline: str) -> ansible_runner.Runner:
+    runner = run_playbook("playbooks/deploy.yml", cluster.inventory, workdir, cmdline=cmdline)
     assert runner.status == "successful", describe(runner)
-    return changed_hosts(runner)
+    return runner
+
+
+def drained(runner: ansible_runner.Runner) -> set[tuple[str, str]]:
+    """(server, balancer) of each server a run set `disabled` on a balancer (apache_lb's
+    member.yml, before the server's release changed)."""
+    return {
+        (event["event_data"]["host"], event["event_data"]["res"]["item"])
+        for event in runner.events
+        if event.get("event") == "runner_item_on_ok"
+        and event["event_data"]
+        .get("task", "")
+        .startswith("Ensure the member is in the wanted state")
+        and event["event_data"]["task"].endswith(", disabled")
+        and event["event_data"]["res"].get("changed")
+    }
 
 
 def release_through_front_door(cluster: Cluster) -> str:
@@ -173,19 +189,27 @@ def test_a_rolling_deploy_and_its_rollback_fail_no_request(
     assert old, f"the app names its release in {RELEASE_HEADER}"
     tree = new_release_tree(tmp_path)
 
+    every_server_out = {
+        (was, lb) for was in cluster.was for lb in group_hosts(cluster.inventory, "lb")
+    }
     suffix = int(time.time())
     with load(cluster, f"deployer{suffix}") as seen:
-        changed = deploy(cluster, tmp_path / "deploy", f"-e app_src={tree}")
+        run = deploy(cluster, tmp_path / "deploy", f"-e app_src={tree}")
+    changed = changed_hosts(run)
     new = release_through_front_door(cluster)
     assert new and new != old
     print(f"\ndeploy {old} -> {new}: {len(seen.pages)} pages, {seen.posts} posts, {changed}")
     check_roll(seen, cluster, old, new)
+    assert drained(run) == every_server_out
     assert len(seen.static_links) >= 2, f"both releases' static files served: {seen.static_links}"
 
-    again = deploy(cluster, tmp_path / "again", f"-e app_src={tree}")
+    again = changed_hosts(deploy(cluster, tmp_path / "again", f"-e app_src={tree}"))
     assert sum(again.values()) == 0, f"a second deploy of the same release changed {again}"
 
+    # The rollback with the application servers' tag only (docs/deploys.md): each server still
+    # leaves every balancer before its release changes.
     with load(cluster, f"rollbacker{suffix}") as seen:
-        deploy(cluster, tmp_path / "rollback", f"-e app_release={old}")
+        run = deploy(cluster, tmp_path / "rollback", f"-e app_release={old} --tags django_was")
     assert release_through_front_door(cluster) == old
     check_roll(seen, cluster, new, old)
+    assert drained(run) == every_server_out, describe(run)
