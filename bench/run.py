@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shlex
 import shutil
 import statistics
@@ -102,6 +103,9 @@ class Converged:
     seconds: float
     stats: dict[str, Any]
     events: list[dict[str, Any]]
+    # CPU of ansible-playbook and every process it started and reaped (its workers, Mitogen's
+    # multiplexer): the controller's share of the machine, apart from the lab's hosts.
+    controller_core_seconds: float
 
 
 def playbook(
@@ -114,6 +118,7 @@ def playbook(
     """Run a playbook of this repository (env: Ansible settings over cfg's); stop the bench if
     it fails."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-runner-"))
+    controller_before = children_core_seconds()
     started = time.monotonic()
     runner = ansible_runner.run(
         private_data_dir=str(workdir),
@@ -125,11 +130,19 @@ def playbook(
         quiet=True,
     )
     seconds = time.monotonic() - started
+    controller = children_core_seconds() - controller_before
     if runner.status != "successful":
         raise SystemExit(f"bench: {path} {extravars or ''} failed with {cfg.name}: {runner.stats}")
-    done = Converged(seconds, runner.stats or {}, list(runner.events))
+    done = Converged(seconds, runner.stats or {}, list(runner.events), controller)
     shutil.rmtree(workdir, ignore_errors=True)  # the events are read: the artifacts can go
     return done
+
+
+def children_core_seconds() -> float:
+    """CPU time, user and system, of this process's children that have ended (ansible-runner
+    waits for ansible-playbook, which waits for its own processes)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def converge(
@@ -143,17 +156,23 @@ def converge(
 
 def noop_seconds(cfg: Path, env: dict[str, str] | None = None) -> float:
     """A re-run of site.yml on the converged lab; the bench stops if it changed anything."""
+    return noop_run(cfg, env).seconds
+
+
+def noop_run(cfg: Path, env: dict[str, str] | None = None) -> Converged:
     noop = converge(INVENTORY, cfg, env=env)
     changed = {h: n for h, n in noop.stats.get("changed", {}).items() if n}
     if changed:
         raise SystemExit(f"bench: the no-op re-run changed {changed}")
-    return noop.seconds
+    return noop
 
 
 def noop_round() -> None:
     """The no-op re-run with the shipped settings, then with them but Ansible's own linear
     strategy (no Mitogen) on the same lab, and a ping: what Mitogen is worth, side by side."""
-    record("shipped.site_noop", noop_seconds(SHIPPED_CFG))
+    shipped = noop_run(SHIPPED_CFG)
+    record("shipped.site_noop", shipped.seconds)
+    record("shipped.site_noop_controller_core_s", shipped.controller_core_seconds)
     record("linear.site_noop", noop_seconds(SHIPPED_CFG, {"ANSIBLE_STRATEGY": "linear"}))
     record("shipped.ping", ping_seconds(SHIPPED_CFG))
 
@@ -253,8 +272,10 @@ def scaling_round() -> None:
             shutil.rmtree(REPO / ".cache/ansible-facts", ignore_errors=True)
             lab("up", inventory=grown)
             busy = busy_core_seconds()
-            record(f"scaling.fresh_{count}was", converge(grown, SHIPPED_CFG).seconds)
+            fresh = converge(grown, SHIPPED_CFG)
+            record(f"scaling.fresh_{count}was", fresh.seconds)
             record(f"scaling.core_s_{count}was", busy_core_seconds() - busy)
+            record(f"scaling.controller_core_s_{count}was", fresh.controller_core_seconds)
             lab("down", inventory=grown)
     record("scaling.cores", os.cpu_count() or 1)
 
@@ -268,6 +289,12 @@ def seconds_per_extra_was() -> float | None:
 def core_seconds_per_extra_was() -> float | None:
     """The same slope of the machine's busy core-seconds during each converge."""
     return slope_over_was_count("core_s")
+
+
+def controller_core_seconds_per_extra_was() -> float | None:
+    """The same slope of the controller's core-seconds alone: the share an extra WAS still
+    costs where every host brings its own cores."""
+    return slope_over_was_count("controller_core_s")
 
 
 def floor_per_extra_was() -> float | None:
@@ -986,6 +1013,20 @@ def target_lines() -> list[str]:
             "controller, and anything else the machine ran meanwhile): once its "
             f"{median('scaling.cores'):.0f} cores are saturated, that adds {fmt(floor)} s to a "
             "fresh converge.",
+        ]
+        controller = controller_core_seconds_per_extra_was()
+        if controller is not None:
+            lines[-1] += (
+                f" Of those, {fmt(controller)} core-seconds were the controller's (ansible-playbook"
+                " and its processes): the share that stays shared where each host has its own"
+                " cores."
+            )
+    noop, noop_cpu = median("shipped.site_noop"), median("shipped.site_noop_controller_core_s")
+    if noop is not None and noop_cpu is not None:
+        lines += [
+            "",
+            f"The no-op's controller (ansible-playbook and its processes) used {fmt(noop_cpu)} "
+            f"core-seconds in its {fmt(noop)} s.",
         ]
     return lines
 

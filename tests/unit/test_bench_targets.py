@@ -4,6 +4,8 @@ numbers, its bound, and whether it is met; a figure nobody measured is said so, 
 from __future__ import annotations
 
 import http.server
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -83,6 +85,28 @@ def test_the_core_seconds_of_an_extra_was_and_their_floor_follow_the_targets() -
     line = next(line for line in bench.target_lines() if "busy core-seconds" in line)
     assert line.startswith("Each extra WAS cost this machine 40.00 busy core-seconds")
     assert "once its 4 cores are saturated, that adds 10.00 s to a fresh converge" in line
+    assert "controller's" not in line  # not measured
+    for count, core_s in ((2, 100.0), (4, 116.0), (8, 148.0)):
+        bench.raw[f"scaling.controller_core_s_{count}was"] = [core_s]
+    line = next(line for line in bench.target_lines() if "busy core-seconds" in line)
+    assert "Of those, 8.00 core-seconds were the controller's" in line
+
+
+def test_the_no_op_reports_its_controller_core_seconds() -> None:
+    assert not any("no-op's controller" in line for line in bench.target_lines())
+    bench.raw["shipped.site_noop"] = [60.0, 64.0, 70.0]
+    bench.raw["shipped.site_noop_controller_core_s"] = [50.0, 56.0, 58.0]
+    assert (
+        "The no-op's controller (ansible-playbook and its processes) used 56.00 core-seconds"
+        " in its 64.00 s." in bench.target_lines()
+    )
+
+
+def test_the_controller_core_seconds_are_those_of_children_that_ended() -> None:
+    before = bench.children_core_seconds()
+    busy = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass"
+    subprocess.run([sys.executable, "-c", busy], check=True)
+    assert bench.children_core_seconds() - before >= 0.3
 
 
 class FlakyHandler(http.server.BaseHTTPRequestHandler):
