@@ -104,7 +104,9 @@ class Converged:
     stats: dict[str, Any]
     events: list[dict[str, Any]]
     # CPU of ansible-playbook and every process it started and reaped (its workers, Mitogen's
-    # multiplexer): the controller's share of the machine, apart from the lab's hosts.
+    # multiplexer): the controller's share of the machine, apart from the lab's hosts. Only
+    # where nothing else in this process reaps children meanwhile (the no-op and the scaling
+    # converges; not the rounds that run playbooks under load threads).
     controller_core_seconds: float
 
 
@@ -1018,15 +1020,16 @@ def target_lines() -> list[str]:
         if controller is not None:
             lines[-1] += (
                 f" Of those, {fmt(controller)} core-seconds were the controller's (ansible-playbook"
-                " and its processes): the share that stays shared where each host has its own"
-                " cores."
+                " and its processes): what stays on the one controller where each host has its"
+                " own cores."
             )
     noop, noop_cpu = median("shipped.site_noop"), median("shipped.site_noop_controller_core_s")
     if noop is not None and noop_cpu is not None:
+        kept = "" if raw.get("shipped.site_noop") else f" ({measured_by('shipped.site_noop')})"
         lines += [
             "",
             f"The no-op's controller (ansible-playbook and its processes) used {fmt(noop_cpu)} "
-            f"core-seconds in its {fmt(noop)} s.",
+            f"core-seconds in its {fmt(noop)} s{kept}.",
         ]
     return lines
 

@@ -148,9 +148,9 @@ def deploy(cluster: Cluster, workdir: Path, cmdline: str) -> ansible_runner.Runn
     return runner
 
 
-def drained(runner: ansible_runner.Runner) -> set[tuple[str, str]]:
+def taken_out(runner: ansible_runner.Runner) -> set[tuple[str, str]]:
     """(server, balancer) of each server a run set `disabled` on a balancer (apache_lb's
-    member.yml, before the server's release changed)."""
+    member.yml), as the module reports it."""
     return {
         (event["event_data"]["host"], event["event_data"]["res"]["item"])
         for event in runner.events
@@ -200,7 +200,7 @@ def test_a_rolling_deploy_and_its_rollback_fail_no_request(
     assert new and new != old
     print(f"\ndeploy {old} -> {new}: {len(seen.pages)} pages, {seen.posts} posts, {changed}")
     check_roll(seen, cluster, old, new)
-    assert drained(run) == every_server_out
+    assert taken_out(run) == every_server_out, describe(run)
     assert len(seen.static_links) >= 2, f"both releases' static files served: {seen.static_links}"
 
     again = changed_hosts(deploy(cluster, tmp_path / "again", f"-e app_src={tree}"))
@@ -212,4 +212,4 @@ def test_a_rolling_deploy_and_its_rollback_fail_no_request(
         run = deploy(cluster, tmp_path / "rollback", f"-e app_release={old} --tags django_was")
     assert release_through_front_door(cluster) == old
     check_roll(seen, cluster, new, old)
-    assert drained(run) == every_server_out, describe(run)
+    assert taken_out(run) == every_server_out, describe(run)
