@@ -206,10 +206,8 @@ def test_a_rolling_deploy_and_its_rollback_fail_no_request(
     again = changed_hosts(deploy(cluster, tmp_path / "again", f"-e app_src={tree}"))
     assert sum(again.values()) == 0, f"a second deploy of the same release changed {again}"
 
-    # The rollback with the application servers' tag only (docs/deploys.md): each server still
-    # leaves every balancer before its release changes.
     with load(cluster, f"rollbacker{suffix}") as seen:
-        run = deploy(cluster, tmp_path / "rollback", f"-e app_release={old} --tags django_was")
+        run = deploy(cluster, tmp_path / "rollback", f"-e app_release={old}")
     assert release_through_front_door(cluster) == old
     check_roll(seen, cluster, new, old)
     assert taken_out(run) == every_server_out, describe(run)
