@@ -151,16 +151,18 @@ def deploy(cluster: Cluster, workdir: Path, cmdline: str) -> ansible_runner.Runn
 def taken_out(runner: ansible_runner.Runner) -> set[tuple[str, str]]:
     """(server, balancer) of each server a run set `disabled` on a balancer (apache_lb's
     member.yml), as the module reports it."""
-    return {
-        (event["event_data"]["host"], event["event_data"]["res"]["item"])
-        for event in runner.events
-        if event.get("event") == "runner_item_on_ok"
-        and event["event_data"]
-        .get("task", "")
-        .startswith("Ensure the member is in the wanted state")
-        and event["event_data"]["task"].endswith(", disabled")
-        and event["event_data"]["res"].get("changed")
-    }
+    found = set()
+    for event in runner.events:
+        data = event.get("event_data", {})
+        task = data.get("task", "")
+        if (
+            event.get("event") == "runner_item_on_ok"
+            and task.startswith("Ensure the member is in the wanted state")
+            and task.endswith(", disabled")
+            and data["res"].get("changed")
+        ):
+            found.add((data["host"], data["res"]["item"]))
+    return found
 
 
 def release_through_front_door(cluster: Cluster) -> str:
